@@ -1,0 +1,20 @@
+/**
+ * cellpose-deno: Cellpose-SAM cell segmentation in TypeScript for Deno.
+ *
+ * This module only re-exports; each piece lives in its own module.
+ * @module
+ */
+export { CellposeError, type CellposeErrorCode } from "./core/errors.ts";
+export { type NdArray, ndarray, type NumericArray, type TypedArray } from "./core/ndarray.ts";
+export type {
+  Device,
+  DynamicsOptions,
+  ImageArray,
+  NetRunner,
+  NormalizeOptions,
+  Progress,
+  SegmentOptions,
+  SegmentResult,
+  Stage,
+} from "./core/types.ts";
+export { readNpy, readNpyFile, writeNpy } from "./io/npy.ts";
