@@ -26,7 +26,14 @@ export type CellposeErrorCode =
   | "BAD_MODEL"
   | "DOWNLOAD_FAILED"
   | "CANCELLED"
-  | "GPU_UNAVAILABLE";
+  | "GPU_UNAVAILABLE"
+  // server: request refused (HTTP 413, 429/503, 404, 401, 403, 409)
+  | "TOO_LARGE"
+  | "QUEUE_FULL"
+  | "NOT_FOUND"
+  | "UNAUTHORIZED"
+  | "FORBIDDEN"
+  | "NOT_READY";
 
 /** The single error class of the project: `code` says the kind, `value` the offending input. */
 export class CellposeError extends Error {
