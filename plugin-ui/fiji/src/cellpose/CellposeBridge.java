@@ -1,0 +1,245 @@
+package cellpose;
+
+import ij.IJ;
+import ij.ImagePlus;
+import ij.Macro;
+import ij.Prefs;
+import ij.WindowManager;
+import ij.gui.GenericDialog;
+import ij.io.FileSaver;
+import ij.plugin.BrowserLauncher;
+import ij.plugin.Duplicator;
+import ij.plugin.PlugIn;
+import ij.plugin.frame.RoiManager;
+import ij.process.LUT;
+import java.awt.Color;
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Plugins > Cellpose-SAM: sends the active image to the local cellpose-deno server and brings back
+ * a 16-bit label image and one polygon ROI per mask in the ROI Manager.
+ *
+ * <p>Macro use: {@code run("Segment...", "server=http://127.0.0.1:8765 diameter=0 flow_threshold=0.4
+ * cellprob_threshold=0 min_size=15");}
+ */
+public class CellposeBridge implements PlugIn {
+  static final String TITLE = "Cellpose-SAM";
+  private static final String PREF = "cellpose.";
+  private static Thread connection;
+
+  /** Parameters shared by "Segment" (last settings) and "Segment..." (dialog). */
+  static final class Settings {
+    String server = Prefs.get(PREF + "server", "http://127.0.0.1:8765");
+    String token = Prefs.get(PREF + "token", "");
+    double diameter = Prefs.get(PREF + "diameter", 0);
+    double flowThreshold = Prefs.get(PREF + "flow_threshold", 0.4);
+    double cellprobThreshold = Prefs.get(PREF + "cellprob_threshold", 0.0);
+    int minSize = (int) Prefs.get(PREF + "min_size", 15);
+    boolean do3D = Prefs.get(PREF + "do_3D", false);
+
+    void save() {
+      Prefs.set(PREF + "server", server);
+      Prefs.set(PREF + "token", token);
+      Prefs.set(PREF + "diameter", diameter);
+      Prefs.set(PREF + "flow_threshold", flowThreshold);
+      Prefs.set(PREF + "cellprob_threshold", cellprobThreshold);
+      Prefs.set(PREF + "min_size", minSize);
+      Prefs.set(PREF + "do_3D", do3D);
+    }
+
+    Map<String, String> params() {
+      Map<String, String> p = new LinkedHashMap<>();
+      if (diameter > 0) p.put("diameter", Double.toString(diameter));
+      p.put("flow_threshold", Double.toString(flowThreshold));
+      p.put("cellprob_threshold", Double.toString(cellprobThreshold));
+      p.put("min_size", Integer.toString(minSize));
+      if (do3D) p.put("do_3D", "true");
+      return p;
+    }
+  }
+
+  @Override
+  public void run(String arg) {
+    Settings s = new Settings();
+    try {
+      switch (arg) {
+        case "dialog":
+          if (!dialog(s)) return;
+          s.save();
+          segment(WindowManager.getCurrentImage(), s);
+          break;
+        case "panel":
+          BrowserLauncher.openURL(s.server + "/");
+          break;
+        case "connect":
+          connect(s);
+          break;
+        default:
+          String options = Macro.getOptions();
+          if (options != null) s.server = Macro.getValue(options, "server", s.server);
+          segment(WindowManager.getCurrentImage(), s);
+      }
+    } catch (BridgeException e) {
+      IJ.error(TITLE, e.getMessage());
+    } catch (IOException e) {
+      IJ.error(TITLE, "Could not open " + s.server + ": " + e.getMessage());
+    }
+  }
+
+  private static boolean dialog(Settings s) {
+    GenericDialog gd = new GenericDialog(TITLE);
+    gd.addStringField("Server", s.server, 30);
+    gd.addStringField("Token (remote servers only)", s.token, 30);
+    gd.addNumericField("Diameter (0 = not needed)", s.diameter, 1, 6, "px");
+    gd.addNumericField("Flow threshold", s.flowThreshold, 2);
+    gd.addNumericField("Cell probability threshold", s.cellprobThreshold, 2);
+    gd.addNumericField("Minimum size", s.minSize, 0, 6, "px");
+    gd.addCheckbox("3D (whole stack)", s.do3D);
+    gd.addHelp("https://github.com/MouseLand/cellpose");
+    gd.showDialog();
+    if (gd.wasCanceled()) return false;
+    s.server = gd.getNextString().trim();
+    s.token = gd.getNextString().trim();
+    s.diameter = gd.getNextNumber();
+    s.flowThreshold = gd.getNextNumber();
+    s.cellprobThreshold = gd.getNextNumber();
+    s.minSize = (int) gd.getNextNumber();
+    s.do3D = gd.getNextBoolean();
+    return true;
+  }
+
+  /** The part of the image to send: the current plane with all its channels, or the stack for 3D. */
+  private static ImagePlus selection(ImagePlus imp, boolean do3D) {
+    int c = imp.getNChannels();
+    int z = imp.getSlice();
+    int t = imp.getFrame();
+    if (do3D) return new Duplicator().run(imp, 1, c, 1, imp.getNSlices(), t, t);
+    return new Duplicator().run(imp, 1, c, z, z, t, t);
+  }
+
+  static void segment(ImagePlus imp, Settings s) throws BridgeException {
+    if (imp == null) throw new BridgeException("Open an image first: Cellpose-SAM segments the active image.");
+    ServerClient client = new ServerClient(s.server, s.token);
+    ImagePlus part = selection(imp, s.do3D);
+    File tmp = null;
+    try {
+      tmp = File.createTempFile("cellpose-", ".tif");
+      if (!new FileSaver(part).saveAsTiff(tmp.getPath())) throw new BridgeException("Could not save the image.");
+      IJ.showStatus("Cellpose-SAM: uploading " + imp.getTitle());
+      String id = client.submit(Files.readAllBytes(tmp.toPath()), imp.getTitle() + ".tif", s.params());
+      IJ.showStatus("Cellpose-SAM: segmenting " + imp.getTitle());
+      client.await(id, f -> IJ.showProgress(f));
+      IJ.showProgress(1.0);
+      showResult(client, id, imp.getTitle());
+    } catch (IOException e) {
+      throw new BridgeException("Could not write a temporary file: " + e.getMessage());
+    } finally {
+      if (tmp != null) tmp.delete();
+    }
+  }
+
+  /** Downloads a finished job's label image and ROIs and shows them. */
+  static void showResult(ServerClient client, String id, String title) throws BridgeException {
+    File labels = null;
+    File rois = null;
+    try {
+      labels = File.createTempFile("cellpose-masks-", ".tif");
+      Files.write(labels.toPath(), client.getBytes("/v1/jobs/" + id + "/result?format=tiff"));
+      ImagePlus masks = IJ.openImage(labels.getPath());
+      if (masks == null) throw new BridgeException("The server's label image could not be read.");
+      String base = title.replaceAll("\\.(tif|tiff|png|jpg)$", "");
+      masks.setTitle(base + "_cp_masks");
+      masks.setLut(glasbey());
+      masks.setDisplayRange(0, 255);
+      masks.show();
+      rois = File.createTempFile("cellpose-rois-", ".zip");
+      Files.write(rois.toPath(), client.getBytes("/v1/jobs/" + id + "/result?format=roi"));
+      RoiManager rm = RoiManager.getInstance();
+      if (rm == null) rm = new RoiManager();
+      rm.reset();
+      rm.runCommand("Open", rois.getPath());
+      int n = rm.getCount();
+      IJ.log("Cellpose-SAM: " + n + " masks in " + title);
+      IJ.showStatus("Cellpose-SAM: " + n + " masks");
+    } catch (IOException e) {
+      throw new BridgeException("Could not write a temporary file: " + e.getMessage());
+    } finally {
+      if (labels != null) labels.delete();
+      if (rois != null) rois.delete();
+    }
+  }
+
+  /** A glasbey-like LUT: 0 black, then well separated colours. */
+  static LUT glasbey() {
+    byte[] r = new byte[256];
+    byte[] g = new byte[256];
+    byte[] b = new byte[256];
+    for (int i = 1; i < 256; i++) {
+      float hue = (i * 0.618034f) % 1f;
+      float sat = 0.55f + 0.45f * ((i * 7) % 3) / 2f;
+      float bri = 0.7f + 0.3f * ((i * 5) % 2);
+      Color c = Color.getHSBColor(hue, sat, bri);
+      r[i] = (byte) c.getRed();
+      g[i] = (byte) c.getGreen();
+      b[i] = (byte) c.getBlue();
+    }
+    return new LUT(r, g, b);
+  }
+
+  /** Registers with the server so the web panel can take the active image and send results back. */
+  private static synchronized void connect(Settings s) throws BridgeException {
+    if (connection != null && connection.isAlive()) {
+      IJ.showMessage(TITLE, "Already connected to " + s.server + ".");
+      return;
+    }
+    ServerClient client = new ServerClient(s.server, s.token);
+    String answer = client.postJson("/v1/bridge/register", "{\"name\":" + Json.quote("ImageJ " + IJ.getVersion()) + "}");
+    String id = Json.string(answer, "id");
+    if (id == null) throw new BridgeException("The server did not accept the connection: " + answer);
+    connection = new Thread(() -> listen(client, id, s), "cellpose-bridge");
+    connection.setDaemon(true);
+    connection.start();
+    IJ.log("Cellpose-SAM: connected to " + s.server + " (viewer " + id + ")");
+  }
+
+  /** Long-polls the server for the panel's requests until ImageJ quits or the server goes away. */
+  private static void listen(ServerClient client, String id, Settings s) {
+    int failures = 0;
+    while (failures < 5) {
+      try {
+        String cmd = client.getText("/v1/bridge/" + id + "/next?wait=20");
+        failures = 0;
+        String type = Json.string(cmd, "type");
+        if ("send-image".equals(type)) {
+          ImagePlus imp = WindowManager.getCurrentImage();
+          if (imp == null) {
+            client.postJson("/v1/bridge/" + id + "/error", "{\"message\":\"No image is open in ImageJ.\"}");
+            continue;
+          }
+          File tmp = File.createTempFile("cellpose-", ".tif");
+          new FileSaver(selection(imp, false)).saveAsTiff(tmp.getPath());
+          client.postImage("/v1/bridge/" + id + "/image", Files.readAllBytes(tmp.toPath()), imp.getTitle() + ".tif",
+              new LinkedHashMap<>());
+          tmp.delete();
+        } else if ("show-result".equals(type)) {
+          String job = Json.string(cmd, "job");
+          String title = Json.string(cmd, "title");
+          showResult(client, job, title != null ? title : "image");
+        }
+      } catch (BridgeException | IOException e) {
+        failures++;
+        IJ.log("Cellpose-SAM bridge: " + e.getMessage());
+        try {
+          Thread.sleep(2000);
+        } catch (InterruptedException ie) {
+          return;
+        }
+      }
+    }
+    IJ.log("Cellpose-SAM: disconnected from " + s.server);
+  }
+}
