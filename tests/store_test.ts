@@ -1,0 +1,250 @@
+/**
+ * Model store: download from a local HTTP server (Range support, one mid-body cut on request),
+ * size and checksum checks, clear errors, cache lookup and listing.
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { FIXTURES } from "./fixtures.ts";
+import { CellposeError } from "../core/errors.ts";
+import { readChecksumFile } from "../models/checksum.ts";
+import type { ModelProgress } from "../models/download.ts";
+import { downloadModel, listModels, modelsDir, resolveModel } from "../models/store.ts";
+
+const TINY = await Deno.readFile(join(FIXTURES, "tiny-cpsam.pt"));
+const TINY_SHA = createHash("sha256").update(TINY).digest("hex");
+
+/** A local model server: serves TINY as /<any name> except /missing, honours `Range`. */
+function serveModels(options: { cutAt?: number } = {}) {
+  const ranges: (string | null)[] = [];
+  let cutAt = options.cutAt;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const range = req.headers.get("range");
+    ranges.push(range);
+    if (new URL(req.url).pathname === "/missing") return new Response("no", { status: 404 });
+    const start = range ? Number(/^bytes=(\d+)-$/.exec(range)![1]) : 0;
+    const body = TINY.subarray(start);
+    const headers: Record<string, string> = { "content-length": String(body.length) };
+    if (range) headers["content-range"] = `bytes ${start}-${TINY.length - 1}/${TINY.length}`;
+    const cut = cutAt;
+    cutAt = undefined; // cut the connection once
+    const stream = cut === undefined ? body : new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(body.slice(0, cut));
+      },
+      async pull(c) {
+        await new Promise((r) => setTimeout(r, 100)); // let the first bytes reach the client
+        c.close(); // fewer bytes than Content-Length: the client sees a broken body
+      },
+    });
+    return new Response(stream, { status: range ? 206 : 200, headers });
+  });
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  return { url, ranges, [Symbol.asyncDispose]: () => server.shutdown() };
+}
+
+Deno.test("modelsDir follows CELLPOSE_LOCAL_MODELS_PATH, else ~/.cellpose/models", () => {
+  const saved = Deno.env.get("CELLPOSE_LOCAL_MODELS_PATH");
+  try {
+    Deno.env.set("CELLPOSE_LOCAL_MODELS_PATH", "/tmp/somewhere/models");
+    assertEquals(modelsDir(), "/tmp/somewhere/models");
+    Deno.env.delete("CELLPOSE_LOCAL_MODELS_PATH");
+    assertEquals(modelsDir(), join(Deno.env.get("HOME")!, ".cellpose", "models"));
+  } finally {
+    if (saved !== undefined) Deno.env.set("CELLPOSE_LOCAL_MODELS_PATH", saved);
+  }
+});
+
+Deno.test("downloadModel fetches from CELLPOSE_MODEL_URL with progress, size and sha256", async () => {
+  await using srv = serveModels();
+  const cacheDir = await Deno.makeTempDir();
+  const saved = Deno.env.get("CELLPOSE_MODEL_URL");
+  try {
+    Deno.env.set("CELLPOSE_MODEL_URL", srv.url + "/");
+    const events: ModelProgress[] = [];
+    const got = await downloadModel("cpsam", { cacheDir, onProgress: (p) => events.push(p) });
+    assertEquals(got, { path: join(cacheDir, "cpsam"), size: TINY.length, sha256: TINY_SHA });
+    assertEquals(await Deno.readFile(got.path), TINY);
+    assertEquals(await readChecksumFile(got.path), TINY_SHA);
+    assertEquals(srv.ranges, [null]);
+    assert(events.length > 0 && events.every((e) => e.stage === "download"));
+    assert(events.every((e, i) => i === 0 || e.bytesDone! > events[i - 1].bytesDone!));
+    assertEquals(events.at(-1)!.bytesDone, TINY.length);
+    assert(events.every((e) => e.bytesTotal === TINY.length && e.bytesPerSecond! >= 0));
+    // second call: already in the cache, no request
+    assertEquals(await downloadModel("cpsam", { cacheDir, sha256: TINY_SHA }), got);
+    assertEquals(srv.ranges.length, 1);
+    const [m] = await listModels({ cacheDir });
+    assertEquals(m.name, "cpsam");
+    assertEquals([m.downloaded, m.size, m.sha256, m.converted], [
+      true,
+      TINY.length,
+      TINY_SHA,
+      false,
+    ]);
+  } finally {
+    if (saved === undefined) Deno.env.delete("CELLPOSE_MODEL_URL");
+    else Deno.env.set("CELLPOSE_MODEL_URL", saved);
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("an interrupted download is kept as .part and resumed with Range", async () => {
+  const cacheDir = await Deno.makeTempDir();
+  const cutAt = 1_000_000;
+  try {
+    {
+      await using srv = serveModels({ cutAt });
+      const err = await assertRejects(
+        () => downloadModel("cpsam", { cacheDir, baseUrl: srv.url, retries: 0 }),
+        CellposeError,
+        "partial file",
+      );
+      assertEquals(err.code, "DOWNLOAD_FAILED");
+      const kept = (await Deno.stat(join(cacheDir, "cpsam.part"))).size;
+      assert(kept > 0 && kept <= cutAt, `kept ${kept} bytes`);
+      const events: ModelProgress[] = [];
+      const got = await downloadModel("cpsam", {
+        cacheDir,
+        baseUrl: srv.url,
+        sha256: TINY_SHA,
+        onProgress: (p) => events.push(p),
+      });
+      assertEquals(srv.ranges, [null, `bytes=${kept}-`]);
+      assertEquals(got.sha256, TINY_SHA);
+      assertEquals(events[0], {
+        stage: "verify",
+        bytesDone: 0,
+        bytesTotal: kept,
+        path: got.path + ".part",
+      });
+      assert(events[1].bytesDone! > kept);
+      assertEquals(await Deno.readFile(got.path), TINY);
+    }
+    await Deno.remove(join(cacheDir, "cpsam"));
+    // with retries (the default) the cut is resumed within one call
+    await using srv = serveModels({ cutAt });
+    const got = await downloadModel("cpsam", { cacheDir, baseUrl: srv.url, sha256: TINY_SHA });
+    assertEquals(srv.ranges.length, 2);
+    assert(/^bytes=\d+-$/.test(srv.ranges[1]!), String(srv.ranges[1]));
+    assertEquals(await Deno.readFile(got.path), TINY);
+    await assertRejects(() => Deno.stat(join(cacheDir, "cpsam.part")), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("checksum and size mismatches fail and keep no file", async () => {
+  await using srv = serveModels();
+  const cacheDir = await Deno.makeTempDir();
+  try {
+    const bad = "0".repeat(64);
+    const err = await assertRejects(
+      () => downloadModel("cpsam", { cacheDir, baseUrl: srv.url, sha256: bad }),
+      CellposeError,
+      `expected ${bad}; the downloaded file was deleted`,
+    );
+    assertEquals([err.code, err.value], ["DOWNLOAD_FAILED", TINY_SHA]);
+    const size = await assertRejects(
+      () => downloadModel("cpsam", { cacheDir, baseUrl: srv.url, size: 1234 }),
+      CellposeError,
+      `the server sends ${TINY.length} bytes`,
+    );
+    assertEquals(size.code, "DOWNLOAD_FAILED");
+    assertEquals([...Deno.readDirSync(cacheDir)], []);
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("HTTP 404 and an unreachable host give errors that say how to get the file", async () => {
+  const cacheDir = await Deno.makeTempDir();
+  try {
+    {
+      await using srv = serveModels();
+      const err = await assertRejects(
+        () => downloadModel("missing", { cacheDir, baseUrl: srv.url }),
+        CellposeError,
+        `HTTP 404 Not Found for ${srv.url}/missing`,
+      );
+      assertEquals([err.code, err.value], ["DOWNLOAD_FAILED", 404]);
+    }
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = listener.addr.port;
+    listener.close();
+    const err = await assertRejects(
+      () => downloadModel("cpsam", { cacheDir, baseUrl: `http://127.0.0.1:${port}` }),
+      CellposeError,
+      `cannot reach 127.0.0.1:${port}: this machine cannot reach the model hub`,
+    );
+    assertEquals(err.code, "DOWNLOAD_FAILED");
+    assert(err.message.includes("--pretrained_model /path/to/file"), err.message);
+    assert(err.message.includes(`copy it to ${join(cacheDir, "cpsam")}`), err.message);
+    assertEquals([...Deno.readDirSync(cacheDir)], []);
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("an aborted download is CANCELLED and keeps its .part", async () => {
+  await using srv = serveModels({ cutAt: 500_000 }); // holds the body open 100 ms after 500 kB
+  const cacheDir = await Deno.makeTempDir();
+  try {
+    const ctl = new AbortController();
+    const err = await assertRejects(
+      () =>
+        downloadModel("cpsam", {
+          cacheDir,
+          baseUrl: srv.url,
+          signal: ctl.signal,
+          onProgress: () => ctl.abort(),
+        }),
+      CellposeError,
+      "cancelled",
+    );
+    assertEquals(err.code, "CANCELLED");
+    assert((await Deno.stat(join(cacheDir, "cpsam.part"))).size > 0);
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("resolveModel: paths, cache names, .onnx files and MODEL_NOT_FOUND", async () => {
+  const cacheDir = await Deno.makeTempDir();
+  try {
+    const fixture = join(FIXTURES, "tiny-cpsam.pt");
+    assertEquals(await resolveModel(fixture, { cacheDir }), {
+      name: "tiny-cpsam",
+      path: fixture,
+      kind: "checkpoint",
+    });
+    await Deno.writeFile(join(cacheDir, "mine"), TINY);
+    await Deno.writeTextFile(join(cacheDir, "other.onnx"), "");
+    assertEquals(await resolveModel("mine", { cacheDir }), {
+      name: "mine",
+      path: join(cacheDir, "mine"),
+      kind: "checkpoint",
+    });
+    assertEquals((await resolveModel("other", { cacheDir })).kind, "onnx");
+    const missing = await assertRejects(
+      () => resolveModel("/no/such/dir/model.pt", { cacheDir }),
+      CellposeError,
+      "model file /no/such/dir/model.pt not found",
+    );
+    assertEquals([missing.code, missing.value], ["MODEL_NOT_FOUND", "/no/such/dir/model.pt"]);
+    const unknown = await assertRejects(
+      () => resolveModel("nope", { cacheDir }),
+      CellposeError,
+      `model "nope" is neither a file nor a model in the cache ${cacheDir}`,
+    );
+    assertEquals(unknown.code, "MODEL_NOT_FOUND");
+    assert(unknown.message.includes("mine, other, cpsam"), unknown.message);
+    await assertRejects(
+      () => resolveModel("cpsam", { cacheDir, download: false }),
+      CellposeError,
+      "is neither a file nor a model in the cache",
+    );
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
