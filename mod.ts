@@ -18,3 +18,12 @@ export type {
   Stage,
 } from "./core/types.ts";
 export { readNpy, readNpyFile, writeNpy } from "./io/npy.ts";
+export {
+  downloadModel,
+  listModels,
+  type ModelInfo,
+  modelsDir,
+  type Precision,
+  resolveModel,
+} from "./models/store.ts";
+export type { ModelProgress } from "./models/download.ts";
