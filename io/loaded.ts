@@ -1,0 +1,48 @@
+/**
+ * What every image reader returns: the pixels, their axes as letters (`Y`, `X`, `Z`, `C`, `T`),
+ * the channel and Z axis positions derived from those letters, and the file name for messages.
+ *
+ * @example
+ * ```ts
+ * import { loadedImage } from "./loaded.ts";
+ * const img = loadedImage({ data: new Uint8Array(12), shape: [2, 2, 3] }, "YXC", "rgb.png");
+ * console.log(img.channelAxis, img.zAxis); // 2 undefined
+ * ```
+ * @module
+ */
+import { CellposeError } from "../core/errors.ts";
+import type { NdArray, NumericArray } from "../core/ndarray.ts";
+
+/** An image read from a file. */
+export interface LoadedImage {
+  /** pixels in C order, in the file's own dtype */
+  image: NdArray<NumericArray>;
+  /** one letter per dimension, e.g. "YX", "YXC", "CYX", "ZYX", "ZCYX" */
+  axes: string;
+  /** index of `C` in `axes`, if any */
+  channelAxis?: number;
+  /** index of `Z` in `axes`, if any */
+  zAxis?: number;
+  /** the file name (or the name given for bytes) */
+  name: string;
+}
+
+/** Builds a {@link LoadedImage}, deriving `channelAxis` and `zAxis` from `axes`. */
+export function loadedImage(image: NdArray<NumericArray>, axes: string, name: string): LoadedImage {
+  if (axes.length !== image.shape.length) {
+    throw new CellposeError(
+      "BAD_SHAPE",
+      `${name}: axes '${axes}' do not match shape [${image.shape}]`,
+      axes,
+    );
+  }
+  const out: LoadedImage = { image, axes, name };
+  if (axes.includes("C")) out.channelAxis = axes.indexOf("C");
+  if (axes.includes("Z")) out.zAxis = axes.indexOf("Z");
+  return out;
+}
+
+/** A `BAD_FILE` error that names the file and the reason. */
+export function badFile(name: string, reason: string, cause?: unknown): CellposeError {
+  return new CellposeError("BAD_FILE", `${name}: ${reason}`, name, cause ? { cause } : undefined);
+}
