@@ -13,7 +13,6 @@
  * ```
  * @module
  */
-import { basename } from "node:path";
 import { CellposeError } from "../core/errors.ts";
 import type { NumericArray } from "../core/ndarray.ts";
 import { isJpeg, readJpeg } from "./jpeg.ts";
@@ -62,7 +61,7 @@ export async function readImage(src: string | Uint8Array, name?: string): Promis
   let bytes: Uint8Array;
   let label: string;
   if (typeof src === "string") {
-    label = name ?? basename(src);
+    label = name ?? src.split(/[\\/]/).pop()!;
     try {
       bytes = await Deno.readFile(src);
     } catch (e) {

@@ -1,0 +1,159 @@
+/**
+ * The panel's client for the cellpose-deno server's /v1 API: submit, progress events, results,
+ * cancel, models, and the viewer bridge (Fiji/ImageJ).
+ *
+ * @example
+ * ```ts
+ * import { ServerApi } from "./api.ts";
+ * const api = new ServerApi("http://127.0.0.1:8765");
+ * const { id } = await api.submit(new Blob([]), "cells.tif", { flow_threshold: 0.4 });
+ * ```
+ * @module
+ */
+
+/** A job as the server reports it. */
+export interface JobStatus {
+  id: string;
+  status: "queued" | "running" | "done" | "failed" | "cancelled";
+  stage?: string;
+  tilesDone?: number;
+  tilesTotal?: number;
+  fraction?: number;
+  nMasks?: number;
+  message?: string;
+  error?: { code: string; message: string };
+}
+
+/** A viewer connected through the bridge. */
+export interface Viewer {
+  id: string;
+  name: string;
+}
+
+/** Error answered by the server, with its message. */
+export class ApiError extends Error {
+  constructor(readonly status: number, message: string, readonly code?: string) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+/** Thin typed wrapper over fetch for one server. */
+export class ServerApi {
+  readonly base: string;
+  constructor(base: string, private token?: string) {
+    this.base = base.replace(/\/+$/, "");
+  }
+
+  private async req(path: string, init: RequestInit = {}): Promise<Response> {
+    const headers = new Headers(init.headers);
+    if (this.token) headers.set("Authorization", `Bearer ${this.token}`);
+    const res = await fetch(this.base + path, { ...init, headers });
+    if (!res.ok) {
+      let message = `${res.status} ${res.statusText}`;
+      let code: string | undefined;
+      try {
+        const body = await res.json();
+        message = body?.error?.message ?? message;
+        code = body?.error?.code;
+      } catch { /* not JSON */ }
+      throw new ApiError(res.status, message, code);
+    }
+    return res;
+  }
+
+  /** Server health: device, model, memory. */
+  async health(): Promise<Record<string, unknown>> {
+    return await (await this.req("/v1/health")).json();
+  }
+
+  /** Submits an image file with cellpose parameters; returns the new job. */
+  async submit(
+    file: Blob,
+    name: string,
+    params: Record<string, string | number | boolean>,
+  ): Promise<JobStatus> {
+    const form = new FormData();
+    for (const [k, v] of Object.entries(params)) form.set(k, String(v));
+    form.set("image", file, name);
+    return await (await this.req("/v1/segment", { method: "POST", body: form })).json();
+  }
+
+  /** Current status of a job. */
+  async job(id: string): Promise<JobStatus> {
+    return await (await this.req(`/v1/jobs/${id}`)).json();
+  }
+
+  /** Follows a job's Server-Sent Events until it ends; calls `onEvent` for each. */
+  follow(id: string, onEvent: (s: JobStatus) => void): Promise<JobStatus> {
+    return new Promise((resolve, reject) => {
+      const url = `${this.base}/v1/jobs/${id}/events${
+        this.token ? `?token=${encodeURIComponent(this.token)}` : ""
+      }`;
+      const es = new EventSource(url);
+      const handle = (ev: MessageEvent) => {
+        const s = { id, ...JSON.parse(ev.data) } as JobStatus;
+        onEvent(s);
+        if (s.status === "done" || s.status === "failed" || s.status === "cancelled") {
+          es.close();
+          resolve(s);
+        }
+      };
+      es.onmessage = handle;
+      for (const t of ["progress", "status", "done", "failed", "cancelled", "error"]) {
+        es.addEventListener(t, (ev) => {
+          if (ev instanceof MessageEvent && ev.data) handle(ev);
+        });
+      }
+      es.onerror = () => {
+        // the stream closed: ask once for the final state
+        es.close();
+        this.job(id).then((s) => {
+          onEvent(s);
+          resolve(s);
+        }, reject);
+      };
+    });
+  }
+
+  /** Cancels a job. */
+  async cancel(id: string): Promise<void> {
+    await this.req(`/v1/jobs/${id}`, { method: "DELETE" });
+  }
+
+  /** A job's result in one of the server's formats. */
+  async result(
+    id: string,
+    format: "tiff" | "png" | "npy" | "roi" | "json" | string,
+  ): Promise<ArrayBuffer> {
+    return await (await this.req(`/v1/jobs/${id}/result?format=${format}`)).arrayBuffer();
+  }
+
+  /** Viewers connected through the bridge. */
+  async viewers(): Promise<Viewer[]> {
+    return (await (await this.req("/v1/bridge")).json()).viewers ?? [];
+  }
+
+  /** Asks a connected viewer for its active image and waits for it. */
+  async imageFromViewer(viewer: string): Promise<{ blob: Blob; name: string }> {
+    const res = await this.req(`/v1/bridge/${viewer}/image?wait=30`);
+    const name = res.headers.get("x-image-name") ?? "viewer-image.tif";
+    return { blob: await res.blob(), name };
+  }
+
+  /** Sends a job's result (optionally with edited labels as a TIFF) to a connected viewer. */
+  async sendToViewer(
+    viewer: string,
+    job: string,
+    title: string,
+    labelsTiff?: Uint8Array,
+  ): Promise<void> {
+    const form = new FormData();
+    form.set("job", job);
+    form.set("title", title);
+    if (labelsTiff) {
+      form.set("labels", new Blob([labelsTiff as BlobPart], { type: "image/tiff" }), "labels.tif");
+    }
+    await this.req(`/v1/bridge/${viewer}/show`, { method: "POST", body: form });
+  }
+}

@@ -1,0 +1,504 @@
+/**
+ * `<cellpose-panel server="http://127.0.0.1:8765">`: open an image (file picker, drag and drop,
+ * or the active image of a connected viewer such as Fiji), set parameters, run Cellpose-SAM on
+ * the local server with live progress and cancel, inspect the masks (overlay, outlines, flows,
+ * cell probability, hover label), edit them (delete, brush, erase) and export them (label TIFF,
+ * ImageJ ROI zip, outlines, CSV) or send them back to the viewer.
+ *
+ * Embeddable in any web-based viewer: it needs only the server's URL.
+ *
+ * @example
+ * ```html
+ * <script type="module" src="http://127.0.0.1:8765/cellpose-panel.js"></script>
+ * <cellpose-panel server="http://127.0.0.1:8765"></cellpose-panel>
+ * ```
+ * @module
+ */
+import { css, html, LitElement, nothing } from "lit";
+import { ApiError, type JobStatus, ServerApi, type Viewer } from "./api.ts";
+import { countMasks } from "./render.ts";
+import { type Displayable, displayPlane, openImage } from "./display.ts";
+import { exportFile, type ExportKind } from "./exports.ts";
+import { readNpy } from "../../io/npy.ts";
+import type { CellposeImageView, Tool, ViewMode } from "./image_view.ts";
+import type { CellposeParams } from "./params_form.ts";
+import "./image_view.ts";
+import "./params_form.ts";
+
+interface Result {
+  job: string;
+  name: string;
+  width: number;
+  height: number;
+  labels: Uint16Array | Uint32Array;
+  flows: Float32Array | null;
+  cellprob: Float32Array | null;
+}
+
+function download(bytes: Uint8Array | string, name: string, type: string) {
+  const url = URL.createObjectURL(new Blob([bytes as BlobPart], { type }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** The panel element. */
+export class CellposePanel extends LitElement {
+  static override styles = css`
+    :host {
+      display: grid;
+      grid-template-columns: 330px 1fr;
+      height: 100%;
+      min-height: 600px;
+      font: 13px system-ui, sans-serif;
+      color: #223;
+      background: #f6f7f9;
+    }
+    aside {
+      overflow: auto;
+      padding: 12px;
+      display: grid;
+      gap: 12px;
+      align-content: start;
+      grid-template-columns: minmax(0, 1fr);
+      border-right: 1px solid #dde;
+    }
+    h1 {
+      font-size: 16px;
+      margin: 0;
+    }
+    h2 {
+      font-size: 13px;
+      margin: 0 0 4px;
+      text-transform: uppercase;
+      color: #556;
+      letter-spacing: .04em;
+    }
+    section {
+      display: grid;
+      gap: 6px;
+    }
+    .drop {
+      box-sizing: border-box;
+      border: 2px dashed #aab;
+      border-radius: 6px;
+      padding: 14px;
+      text-align: center;
+      color: #556;
+    }
+    .drop.over {
+      border-color: #48f;
+      background: #eef4ff;
+    }
+    main {
+      display: grid;
+      grid-template-rows: auto 1fr auto;
+      min-width: 0;
+    }
+    .toolbar,
+    .statusbar {
+      display: flex;
+      flex-wrap: wrap;
+      gap: 8px;
+      align-items: center;
+      padding: 6px 10px;
+      background: #fff;
+      border-bottom: 1px solid #dde;
+    }
+    .statusbar {
+      border-top: 1px solid #dde;
+      border-bottom: 0;
+    }
+    cellpose-image-view {
+      min-height: 400px;
+    }
+    progress {
+      width: 100%;
+    }
+    button {
+      font: inherit;
+      padding: 4px 10px;
+    }
+    button[aria-pressed="true"] {
+      background: #48f;
+      color: #fff;
+    }
+    .error {
+      color: #b00;
+      white-space: pre-wrap;
+    }
+    .jobs {
+      list-style: none;
+      padding: 0;
+      margin: 0;
+      display: grid;
+      gap: 2px;
+    }
+    .jobs button {
+      width: 100%;
+      text-align: left;
+    }
+    .count {
+      font-weight: 600;
+    }
+  `;
+  static override properties = {
+    server: { type: String },
+    token: { type: String },
+    image: { state: true },
+    plane: { state: true },
+    result: { state: true },
+    jobs: { state: true },
+    current: { state: true },
+    error: { state: true },
+    mode: { state: true },
+    tool: { state: true },
+    opacity: { state: true },
+    outlines: { state: true },
+    hover: { state: true },
+    viewers: { state: true },
+    health: { state: true },
+    nMasks: { state: true },
+    over: { state: true },
+  };
+  declare server: string;
+  declare token: string;
+  declare image: Displayable | null;
+  declare plane: number;
+  declare result: Result | null;
+  declare jobs: JobStatus[];
+  declare current: JobStatus | null;
+  declare error: string;
+  declare mode: ViewMode;
+  declare tool: Tool;
+  declare opacity: number;
+  declare outlines: boolean;
+  declare hover: { x: number; y: number; label: number } | null;
+  declare viewers: Viewer[];
+  declare health: string;
+  declare nMasks: number;
+  declare over: boolean;
+  private file: { blob: Blob; name: string } | null = null;
+
+  constructor() {
+    super();
+    this.server = globalThis.location?.origin ?? "http://127.0.0.1:8765";
+    this.token = "";
+    this.image = null;
+    this.plane = 0;
+    this.result = null;
+    this.jobs = [];
+    this.current = null;
+    this.error = "";
+    this.mode = "image";
+    this.tool = "pan";
+    this.opacity = 0.4;
+    this.outlines = true;
+    this.hover = null;
+    this.viewers = [];
+    this.health = "";
+    this.nMasks = 0;
+    this.over = false;
+  }
+
+  private get api(): ServerApi {
+    return new ServerApi(this.server, this.token || undefined);
+  }
+
+  override connectedCallback(): void {
+    super.connectedCallback();
+    this.refreshServer();
+  }
+
+  private async refreshServer() {
+    try {
+      const h = await this.api.health();
+      const model = (h.model as { name?: string } | undefined)?.name ?? h.model ?? "none";
+      this.health = `server ok · device ${h.device ?? "?"} · model ${model}`;
+      this.viewers = await this.api.viewers().catch(() => []);
+    } catch (e) {
+      this.health = `server not reachable at ${this.server}: ${(e as Error).message}`;
+    }
+  }
+
+  /** Opens an image file (also used by tests and by drag and drop). */
+  async open(blob: Blob, name: string): Promise<void> {
+    this.error = "";
+    try {
+      this.image = await openImage(new Uint8Array(await blob.arrayBuffer()), name);
+      this.file = { blob, name };
+      this.plane = 0;
+      this.result = null;
+      this.nMasks = 0;
+    } catch (e) {
+      this.error = (e as Error).message;
+    }
+  }
+
+  private onFile(e: Event) {
+    const f = (e.target as HTMLInputElement).files?.[0];
+    if (f) this.open(f, f.name);
+  }
+
+  private onDrop(e: DragEvent) {
+    e.preventDefault();
+    this.over = false;
+    const f = e.dataTransfer?.files?.[0];
+    if (f) this.open(f, f.name);
+  }
+
+  private async fromViewer(id: string) {
+    this.error = "";
+    try {
+      const { blob, name } = await this.api.imageFromViewer(id);
+      await this.open(blob, name);
+    } catch (e) {
+      this.error = (e as Error).message;
+    }
+  }
+
+  private get params(): Record<string, number | boolean> {
+    return (this.renderRoot.querySelector("cellpose-params") as CellposeParams | null)?.params ??
+      {};
+  }
+
+  /** Submits the open image and follows the job to its end. */
+  async run(): Promise<void> {
+    if (!this.file) return;
+    this.error = "";
+    const params: Record<string, number | boolean> = { ...this.params };
+    if (this.image?.zAxis !== undefined && !params.do_3D) params.plane = this.plane;
+    try {
+      const job = await this.api.submit(this.file.blob, this.file.name, params);
+      this.current = job;
+      this.jobs = [job, ...this.jobs].slice(0, 20);
+      const end = await this.api.follow(job.id, (s) => {
+        this.current = { ...this.current!, ...s };
+        this.jobs = this.jobs.map((j) => (j.id === s.id ? { ...j, ...s } : j));
+      });
+      if (end.status === "done") await this.showResult(job.id, this.file.name);
+      else if (end.status === "failed") {
+        this.error = end.error?.message ?? end.message ?? "segmentation failed";
+      }
+    } catch (e) {
+      this.error = e instanceof ApiError ? `${e.message} (HTTP ${e.status})` : (e as Error).message;
+    }
+  }
+
+  private async cancel() {
+    if (this.current) await this.api.cancel(this.current.id).catch((e) => (this.error = e.message));
+  }
+
+  private async optionalNpy(job: string, format: string): Promise<Float32Array | null> {
+    try {
+      return readNpy(new Uint8Array(await this.api.result(job, format))).data as Float32Array;
+    } catch {
+      return null;
+    }
+  }
+
+  private async showResult(job: string, name: string) {
+    const masks = readNpy(new Uint8Array(await this.api.result(job, "npy")));
+    const [height, width] = masks.shape.slice(-2);
+    this.result = {
+      job,
+      name,
+      width,
+      height,
+      labels: masks.data as Uint16Array | Uint32Array,
+      flows: await this.optionalNpy(job, "flows"),
+      cellprob: await this.optionalNpy(job, "cellprob"),
+    };
+    this.nMasks = countMasks(this.result.labels);
+  }
+
+  private async doExport(kind: ExportKind) {
+    if (!this.result) return;
+    const f = await exportFile(
+      kind,
+      this.result.labels,
+      this.result.width,
+      this.result.height,
+      this.result.name,
+    );
+    download(f.bytes, f.name, f.type);
+  }
+
+  private async sendToViewer(id: string) {
+    if (!this.result) return;
+    try {
+      const tiff = await exportFile(
+        "tiff",
+        this.result.labels,
+        this.result.width,
+        this.result.height,
+        this.result.name,
+      );
+      await this.api.sendToViewer(id, this.result.job, this.result.name, tiff.bytes as Uint8Array);
+    } catch (e) {
+      this.error = (e as Error).message;
+    }
+  }
+
+  private toolButton(t: Tool, label: string) {
+    return html`<button aria-pressed=${
+      this.tool === t
+    } @click=${() => (this.tool = t)}>${label}</button>`;
+  }
+
+  private modeButton(m: ViewMode, label: string, enabled: boolean) {
+    return html`<button aria-pressed=${
+      this.mode === m
+    } ?disabled=${!enabled} @click=${() => (this.mode = m)}>${label}</button>`;
+  }
+
+  override render() {
+    const img = this.image;
+    const shown = img ? displayPlane(img, this.plane) : null;
+    const r = this.result;
+    const running = this.current &&
+      (this.current.status === "queued" || this.current.status === "running");
+    const frac = this.current?.fraction ??
+      (this.current?.tilesTotal
+        ? (this.current.tilesDone ?? 0) / this.current.tilesTotal
+        : undefined);
+    return html`
+      <aside>
+        <h1>Cellpose-SAM</h1>
+        <small>${this.health}</small>
+        <section>
+          <h2>Image</h2>
+          <div class="drop ${this.over ? "over" : ""}" @dragover=${(
+            e: DragEvent,
+          ) => (e.preventDefault(), this.over = true)}
+            @dragleave=${() => (this.over = false)} @drop=${this.onDrop}>
+            Drop an image here, or
+            <label><input type="file" aria-label="Open image" accept=".tif,.tiff,.png,.jpg,.jpeg,.npy" @change=${this
+              .onFile}></label>
+          </div>
+          ${this.viewers.length
+            ? html`<div>From viewer: ${
+              this.viewers.map((v) =>
+                html`<button @click=${() => this.fromViewer(v.id)}>${v.name}</button>`
+              )
+            }</div>`
+            : nothing}
+          ${img
+            ? html`<div class="info">${img.name}: ${img.shape.join(" × ")} (${img.axes})${
+              img.zAxis !== undefined
+                ? html`<label>Z plane <input type="range" min="0" max=${img.planes - 1} .value=${
+                  String(this.plane)
+                }
+                    aria-label="Z plane" @input=${(
+                  e: Event,
+                ) => (this.plane = Number((e.target as HTMLInputElement).value))}>
+                    ${this.plane + 1}/${img.planes}</label>`
+                : nothing
+            }${
+              img.channels > 1
+                ? html`<div>${img.channels} channels (order does not matter)</div>`
+                : nothing
+            }</div>`
+            : nothing}
+        </section>
+        <section>
+          <h2>Parameters</h2>
+          <cellpose-params></cellpose-params>
+        </section>
+        <section>
+          <button id="run" ?disabled=${!img || !!running} @click=${this.run}>Run</button>
+          <button id="cancel" ?disabled=${!running} @click=${this.cancel}>Cancel</button>
+          ${this.current
+            ? html`
+              <progress max="1" .value=${frac ?? 0} aria-label="progress"></progress>
+              <small>${this.current.status}${this.current.stage
+                ? ` · ${this.current.stage}`
+                : ""}${this.current.tilesTotal
+                ? ` · tiles ${this.current.tilesDone ?? 0}/${this.current.tilesTotal}`
+                : ""}</small>
+            `
+            : nothing}
+          ${this.error ? html`<div class="error" role="alert">${this.error}</div>` : nothing}
+        </section>
+        ${this.jobs.length
+          ? html`
+            <section>
+              <h2>Jobs</h2>
+              <ul class="jobs">${this.jobs.map((j) =>
+                html`<li><button @click=${() =>
+                  j.status === "done" && this.showResult(j.id, this.file?.name ?? "image")}>
+              ${j.id.slice(0, 8)} · ${j.status}${
+                  j.nMasks !== undefined ? ` · ${j.nMasks} masks` : ""
+                }</button></li>`
+              )}</ul>
+            </section>
+          `
+          : nothing}
+        ${r
+          ? html`<section>
+            <h2>Export</h2>
+            <div>
+              <button @click=${() => this.doExport("tiff")}>Label TIFF</button>
+              <button @click=${() => this.doExport("roi")}>ROI zip</button>
+              <button @click=${() => this.doExport("outlines")}>Outlines</button>
+              <button @click=${() => this.doExport("csv")}>CSV</button>
+            </div>
+            ${
+            this.viewers.map((v) =>
+              html`<button @click=${() => this.sendToViewer(v.id)}>Send to ${v.name}</button>`
+            )
+          }
+          </section>`
+          : nothing}
+      </aside>
+      <main>
+        <div class="toolbar" role="toolbar" aria-label="view and tools">
+          ${this.modeButton("image", "Image", true)} ${this.modeButton(
+            "flows",
+            "Flows",
+            !!r?.flows,
+          )}
+          ${this.modeButton("cellprob", "Cell probability", !!r?.cellprob)}
+          <label>Opacity <input type="range" min="0" max="1" step="0.05" .value=${String(
+            this.opacity,
+          )}
+            aria-label="mask opacity" @input=${(
+              e: Event,
+            ) => (this.opacity = Number((e.target as HTMLInputElement).value))}></label>
+          <label><input type="checkbox" .checked=${this.outlines} @change=${(
+            e: Event,
+          ) => (this.outlines = (e.target as HTMLInputElement).checked)}> Outlines</label>
+          ${this.toolButton("pan", "Pan")} ${this.toolButton("delete", "Delete mask")}
+          ${this.toolButton("brush", "Brush")} ${this.toolButton("erase", "Erase")}
+        </div>
+        <cellpose-image-view .width=${shown?.width ?? 0} .height=${shown?.height ??
+          0} .base=${shown?.rgba ?? null}
+          .labels=${r && shown && r.width === shown.width && r.height === shown.height
+            ? r.labels
+            : null}
+          .flows=${r?.flows ?? null} .cellprob=${r?.cellprob ?? null} .mode=${this
+            .mode} .opacity=${this.opacity}
+          .outlines=${this.outlines} .tool=${this.tool}
+          @hover=${(e: CustomEvent) => (this.hover = e.detail)}
+          @edit=${() => (this.nMasks = countMasks(r!.labels))}></cellpose-image-view>
+        <div class="statusbar">
+          ${r
+            ? html`<span class="count" id="mask-count">${this.nMasks} masks</span>`
+            : html`<span>no result yet</span>`}
+          ${this.hover
+            ? html`<span id="hover">x ${this.hover.x}, y ${this.hover.y} · label ${this.hover.label}</span>`
+            : nothing}
+          <span>wheel/+/-: zoom · drag/arrows: pan · 0: fit</span>
+        </div>
+      </main>
+    `;
+  }
+
+  /** The image view element (for tests and embedding tools). */
+  get view(): CellposeImageView | null {
+    return this.renderRoot.querySelector("cellpose-image-view");
+  }
+}
+customElements.define("cellpose-panel", CellposePanel);
