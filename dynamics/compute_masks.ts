@@ -1,0 +1,188 @@
+/**
+ * Flows -> masks, cellpose v4 `resize_and_compute_masks` (without resizing), 2D and 3D: follow
+ * the flows of the pixels with `cellprob > cellprobThreshold`, cluster their end points into
+ * masks, drop masks with inconsistent flows (2D only), fill holes and drop small masks.
+ *
+ * The hot loops run on a {@link DynamicsBackend}: `device: "cpu"` uses the TypeScript reference;
+ * `"auto"` (default) and `"webgpu"` load `kernels/backend_gpu.ts` when present. `"auto"` falls
+ * back to the CPU when that module or a GPU adapter is missing; `"webgpu"` then throws
+ * `GPU_UNAVAILABLE`.
+ *
+ * Non-finite flows are rejected (`BAD_VALUE`): the reference would silently spread NaN through
+ * the interpolation. NaN cell probabilities count as background (`NaN > t` is false).
+ *
+ * @example
+ * ```ts
+ * import { computeMasks } from "./compute_masks.ts";
+ * import { masksToFlows } from "./masks_to_flows.ts";
+ * const lab = new Uint16Array(40 * 40);
+ * for (let y = 10; y < 30; y++) for (let x = 10; x < 30; x++) lab[y * 40 + x] = 1;
+ * const flows = masksToFlows({ data: lab, shape: [40, 40] });
+ * const dP = flows.data.map((v) => 5 * v);
+ * const cellprob = Float32Array.from(lab, (v) => (v ? 6 : -6));
+ * const masks = await computeMasks({ data: dP, shape: [2, 40, 40] }, { data: cellprob, shape: [40, 40] });
+ * console.log(masks.data[20 * 40 + 20]); // 1
+ * ```
+ * @module
+ */
+import { CellposeError } from "../core/errors.ts";
+import { type NdArray, size } from "../core/ndarray.ts";
+import type { DynamicsOptions } from "../core/types.ts";
+import type { DynamicsBackend } from "./backend.ts";
+import { cpuBackend } from "./cpu_backend.ts";
+import { fillHolesAndRemoveSmallMasks } from "./fill_holes.ts";
+import { removeBadFlowMasks } from "./flow_error.ts";
+import { checkFlowShape } from "./follow_flows.ts";
+import { getMasks } from "./get_masks.ts";
+
+/** Options of {@link computeMasks}: the dynamics options, or an explicit backend. */
+export interface ComputeMasksOptions extends DynamicsOptions {
+  /** runs the hot loops on this backend (overrides `device`) */
+  backend?: DynamicsBackend;
+}
+
+/** cellpose v4 defaults of the dynamics step. */
+export const DYNAMICS_DEFAULTS = {
+  niter: 200,
+  cellprobThreshold: 0,
+  flowThreshold: 0.4,
+  minSize: 15,
+  maxSizeFraction: 0.4,
+  device: "auto",
+} as const satisfies Required<DynamicsOptions>;
+
+let gpu: Promise<DynamicsBackend | null> | undefined;
+
+/** The WebGPU backend from `kernels/backend_gpu.ts`, or null (missing module or adapter). */
+function loadGpu(): Promise<DynamicsBackend | null> {
+  gpu ??= (async () => {
+    // a computed specifier: the module is optional and may not exist yet
+    const spec = new URL("../kernels/backend_gpu.ts", import.meta.url).href;
+    const mod = await import(spec);
+    return await mod.gpuBackend() as DynamicsBackend | null;
+  })().catch(() => null);
+  return gpu;
+}
+
+/** Picks the backend for `device` (see the module doc). */
+export async function selectBackend(
+  device: DynamicsOptions["device"] = "auto",
+): Promise<DynamicsBackend> {
+  if (device === "cpu") return cpuBackend;
+  if (device !== "auto" && device !== "webgpu") {
+    throw new CellposeError(
+      "BAD_PARAMETER",
+      `device must be "auto", "webgpu" or "cpu", got ${JSON.stringify(device)}`,
+      device,
+    );
+  }
+  const b = await loadGpu();
+  if (b) return b;
+  if (device === "webgpu") {
+    throw new CellposeError(
+      "GPU_UNAVAILABLE",
+      'device "webgpu" was requested but no WebGPU adapter (or GPU dynamics module) is available',
+      device,
+    );
+  }
+  return cpuBackend;
+}
+
+function checkNumber(name: string, v: number, integer = false): void {
+  if (typeof v !== "number" || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
+    throw new CellposeError(
+      "BAD_PARAMETER",
+      `${name} must be a finite ${integer ? "integer" : "number"}, got ${v}`,
+      v,
+    );
+  }
+}
+
+/**
+ * Computes masks from network flows and cell probabilities.
+ *
+ * @param dP flows `[2, Ly, Lx]` (dY, dX) or `[3, Lz, Ly, Lx]` (dZ, dY, dX), network scale (5 x
+ *   unit flows)
+ * @param cellprob cell probability logits `[Ly, Lx]` or `[Lz, Ly, Lx]`
+ * @param options {@link DynamicsOptions} (cellpose v4 defaults) and optionally a backend
+ * @returns label image, 0 background and 1..N masks; `Uint32Array` past 65535 masks
+ * @throws CellposeError BAD_SHAPE (shapes that do not match), BAD_VALUE (non-finite flows),
+ *   BAD_PARAMETER (options), GPU_UNAVAILABLE (`device: "webgpu"` without a GPU)
+ */
+export async function computeMasks(
+  dP: NdArray<Float32Array>,
+  cellprob: NdArray<Float32Array>,
+  options: ComputeMasksOptions = {},
+): Promise<NdArray<Uint16Array | Uint32Array>> {
+  const D = DYNAMICS_DEFAULTS;
+  const o = {
+    niter: options.niter ?? D.niter,
+    cellprobThreshold: options.cellprobThreshold ?? D.cellprobThreshold,
+    flowThreshold: options.flowThreshold ?? D.flowThreshold,
+    minSize: options.minSize ?? D.minSize,
+    maxSizeFraction: options.maxSizeFraction ?? D.maxSizeFraction,
+    device: options.device ?? D.device,
+  };
+  const shape = cellprob.shape;
+  checkFlowShape(shape);
+  const ndim = shape.length;
+  const n = size(shape);
+  if (
+    dP.shape.length !== ndim + 1 || dP.shape[0] !== ndim ||
+    dP.shape.some((d, k) => k > 0 && d !== shape[k - 1])
+  ) {
+    throw new CellposeError(
+      "BAD_SHAPE",
+      `dP must be [${ndim}, ${shape}] to match cellprob [${shape}], got [${dP.shape}]`,
+      dP.shape,
+    );
+  }
+  if (cellprob.data.length !== n || dP.data.length !== ndim * n) {
+    throw new CellposeError(
+      "BAD_SHAPE",
+      `data lengths ${dP.data.length} (dP) and ${cellprob.data.length} (cellprob) do not match ` +
+        `the shapes [${dP.shape}] and [${shape}]`,
+      [dP.data.length, cellprob.data.length],
+    );
+  }
+  checkNumber("niter", o.niter, true);
+  if (o.niter < 0) {
+    throw new CellposeError("BAD_PARAMETER", `niter must be >= 0, got ${o.niter}`, o.niter);
+  }
+  checkNumber("cellprobThreshold", o.cellprobThreshold);
+  checkNumber("flowThreshold", o.flowThreshold);
+  checkNumber("minSize", o.minSize);
+  checkNumber("maxSizeFraction", o.maxSizeFraction);
+  const d = dP.data;
+  for (let i = 0; i < d.length; i++) {
+    if (!Number.isFinite(d[i])) {
+      throw new CellposeError(
+        "BAD_VALUE",
+        `dP must be finite, got ${d[i]} (NaN or infinite) at flat index ${i}`,
+        d[i],
+      );
+    }
+  }
+  const backend = options.backend ?? await selectBackend(o.device);
+
+  // cell pixels and the field they follow: dP * (cellprob > t) / 5
+  const cp = cellprob.data;
+  let ncell = 0;
+  for (let i = 0; i < n; i++) if (cp[i] > o.cellprobThreshold) ncell++;
+  if (ncell === 0) return { data: new Uint16Array(n), shape: [...shape] };
+  const cells = new Uint32Array(ncell);
+  const flow = new Float32Array(ndim * n);
+  for (let i = 0, j = 0; i < n; i++) {
+    if (!(cp[i] > o.cellprobThreshold)) continue;
+    cells[j++] = i;
+    for (let k = 0; k < ndim; k++) flow[k * n + i] = d[k * n + i] / 5;
+  }
+
+  const final = await backend.followFlows(flow, shape, cells, o.niter);
+  const { labels, nMasks } = getMasks(final, cells, shape, o.maxSizeFraction);
+  if (ndim === 2 && nMasks > 0 && o.flowThreshold > 0) {
+    await removeBadFlowMasks(labels, d, [shape[0], shape[1]], o.flowThreshold, backend);
+  }
+  const count = fillHolesAndRemoveSmallMasks(labels, shape, o.minSize);
+  return { data: count > 65535 ? labels : Uint16Array.from(labels), shape: [...shape] };
+}

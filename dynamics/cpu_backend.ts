@@ -1,0 +1,23 @@
+/**
+ * The TypeScript reference implementation of {@link DynamicsBackend}.
+ *
+ * @example
+ * ```ts
+ * import { cpuBackend } from "./cpu_backend.ts";
+ * const end = await cpuBackend.followFlows(new Float32Array(32), [4, 4], new Uint32Array([5]), 10);
+ * console.log(end); // Int32Array [1, 1]
+ * ```
+ * @module
+ */
+import type { DynamicsBackend } from "./backend.ts";
+import { followFlowsCpu } from "./follow_flows.ts";
+import { diffuseHeat2D } from "./heat.ts";
+
+/** Runs the hot loops in TypeScript on the calling thread. */
+export const cpuBackend: DynamicsBackend = {
+  name: "cpu",
+  followFlows: (flow, shape, cells, niter) =>
+    Promise.resolve(followFlowsCpu(flow, shape, cells, niter)),
+  diffuseHeat: (labels, shape, centers, niter) =>
+    Promise.resolve(diffuseHeat2D(labels, shape, centers, niter)),
+};
