@@ -1,14 +1,17 @@
 /**
  * Model store: download from a local HTTP server (Range support, one mid-body cut on request),
- * size and checksum checks, clear errors, cache lookup and listing.
+ * size and checksum checks, clear errors, cache lookup and listing; conversion done once and
+ * cached beside the checkpoint, and the loaded network against the tiny-cpsam fixture.
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { FIXTURES } from "./fixtures.ts";
+import { fixture, FIXTURES } from "./fixtures.ts";
 import { CellposeError } from "../core/errors.ts";
+import type { NdArray } from "../core/ndarray.ts";
 import { readChecksumFile } from "../models/checksum.ts";
 import type { ModelProgress } from "../models/download.ts";
+import { convertModel, loadModel, type LoadModelOptions } from "../models/load.ts";
 import { downloadModel, listModels, modelsDir, resolveModel } from "../models/store.ts";
 
 const TINY = await Deno.readFile(join(FIXTURES, "tiny-cpsam.pt"));
@@ -244,6 +247,99 @@ Deno.test("resolveModel: paths, cache names, .onnx files and MODEL_NOT_FOUND", a
       CellposeError,
       "is neither a file nor a model in the cache",
     );
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+/** Max |a - b| over two arrays of equal length. */
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assertEquals(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+Deno.test("loadModel downloads, converts once, caches and matches tiny-net-output", async () => {
+  await using srv = serveModels();
+  const cacheDir = await Deno.makeTempDir();
+  const input = (await fixture("tiny-net-input")) as NdArray<Float32Array>;
+  const expected = await fixture("tiny-net-output");
+  const stagesOf = async (options: LoadModelOptions = {}) => {
+    const stages = new Set<string>();
+    const net = await loadModel("cpsam", {
+      cacheDir,
+      baseUrl: srv.url,
+      device: "cpu",
+      onProgress: (p) => stages.add(p.stage),
+      ...options,
+    });
+    try {
+      const out = await net.run(input);
+      assertEquals(out.shape, expected.shape);
+      const err = maxAbsDiff(out.data, expected.data as Float32Array);
+      assert(err <= (options.precision === "fp16" ? 2e-2 : 1e-4), `max abs error ${err}`);
+      assertEquals([net.name, net.device, net.bsize], ["cpsam", "cpu", 256]);
+    } finally {
+      await net.dispose();
+    }
+    return [...stages];
+  };
+  try {
+    const onnx = join(cacheDir, "cpsam.onnx");
+    assertEquals(await stagesOf(), ["download", "verify", "convert", "load"]);
+    const built = (await Deno.stat(onnx)).mtime;
+    assertEquals(await stagesOf(), ["load"]); // cached: no hashing, no conversion
+    // touched but unchanged: hashed again, not rebuilt
+    await Deno.utime(join(cacheDir, "cpsam"), new Date(), new Date(Date.now() - 60_000));
+    assertEquals(await stagesOf(), ["verify", "load"]);
+    assertEquals((await Deno.stat(onnx)).mtime, built);
+    assertEquals(await stagesOf(), ["load"]);
+    // a record of another checkpoint (changed content): rebuilt
+    const record = JSON.parse(await Deno.readTextFile(`${onnx}.json`));
+    await Deno.writeTextFile(`${onnx}.json`, JSON.stringify({ ...record, size: 1, sha256: "1" }));
+    assertEquals(await stagesOf(), ["verify", "convert", "load"]);
+    assertEquals(JSON.parse(await Deno.readTextFile(`${onnx}.json`)), record);
+    // fp16 variant beside it
+    assertEquals(await stagesOf({ precision: "fp16" }), ["verify", "convert", "load"]);
+    const [m] = await listModels({ cacheDir });
+    assertEquals(m.variants.map((v) => [v.precision, v.path, v.current]), [
+      ["fp32", onnx, true],
+      ["fp16", join(cacheDir, "cpsam-fp16.onnx"), true],
+    ]);
+    assert(m.converted && m.variants.every((v) => v.size > 0));
+    // an .onnx path loads as is
+    const net = await loadModel(onnx, { device: "cpu", cacheDir });
+    assertEquals(net.name, "cpsam");
+    await net.dispose();
+    await assertRejects(() => convertModel(onnx, { cacheDir }), CellposeError, "already an ONNX");
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("a checkpoint that no longer matches its download checksum is refused", async () => {
+  const cacheDir = await Deno.makeTempDir();
+  try {
+    const path = join(cacheDir, "cpsam");
+    await Deno.writeFile(path, TINY);
+    await Deno.writeTextFile(`${path}.sha256`, `${"ab".repeat(32)}  cpsam\n`);
+    const err = await assertRejects(
+      () => convertModel("cpsam", { cacheDir }),
+      CellposeError,
+      `${path} has SHA-256 ${TINY_SHA}, but ${path}.sha256 recorded ${"ab".repeat(32)}`,
+    );
+    assertEquals(err.code, "BAD_MODEL");
+    const missing = await assertRejects(
+      () => loadModel(join(cacheDir, "nothing.pt"), { cacheDir }),
+      CellposeError,
+      `model file ${join(cacheDir, "nothing.pt")} not found`,
+    );
+    assertEquals(missing.code, "MODEL_NOT_FOUND");
+    assertEquals([...Deno.readDirSync(cacheDir)].map((e) => e.name).sort(), [
+      "cpsam",
+      "cpsam.sha256",
+    ]);
   } finally {
     await Deno.remove(cacheDir, { recursive: true });
   }
