@@ -27,3 +27,4 @@ export {
   resolveModel,
 } from "./models/store.ts";
 export type { ModelProgress } from "./models/download.ts";
+export { convertModel, loadModel, type LoadModelOptions } from "./models/load.ts";
