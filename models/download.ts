@@ -16,7 +16,7 @@
  * @module
  */
 import { createHash, type Hash } from "node:crypto";
-import { dirname } from "node:path";
+import { basename, dirname } from "node:path";
 import { CellposeError } from "../core/errors.ts";
 import { hashFileInto, writeChecksumFile } from "./checksum.ts";
 
@@ -90,7 +90,7 @@ export async function downloadFile(
 /** The hint printed whenever a download cannot be done here. */
 function manualHint(url: string, dest: string): string {
   return `To get the file by hand: download ${url} on a machine with internet access, then ` +
-    `pass it with --pretrained_model /path/to/file, or copy it to ${dest}.`;
+    `pass it with --pretrained_model /path/to/${basename(dest)}, or copy it to ${dest}.`;
 }
 
 interface Attempt {

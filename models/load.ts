@@ -14,6 +14,7 @@
  * ```
  * @module
  */
+import { basename, dirname, join } from "node:path";
 import { CellposeError } from "../core/errors.ts";
 import type { Device, NetRunner } from "../core/types.ts";
 import { readChecksumFile, sha256File } from "./checksum.ts";
@@ -25,7 +26,6 @@ import {
   type Precision,
   readConversionRecord,
   recordMatches,
-  recordPath,
   resolveModel,
   writeConversionRecord,
 } from "./store.ts";
@@ -91,6 +91,25 @@ async function verifiedSha256(
 }
 
 /**
+ * Converts into a hidden folder beside `onnxPath`, then renames the weights and the model into
+ * place: a crash or a second process never leaves a half-written network under the final name.
+ */
+async function convertInPlace(checkpoint: string, onnxPath: string, precision: Precision) {
+  const work = await Deno.makeTempDir({ dir: dirname(onnxPath), prefix: ".converting-" });
+  try {
+    const built = await convertCheckpoint(checkpoint, join(work, basename(onnxPath)), {
+      precision,
+    });
+    if (built.dataPath) {
+      await Deno.rename(built.dataPath, join(dirname(onnxPath), basename(built.dataPath)));
+    }
+    await Deno.rename(built.onnxPath, onnxPath);
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+}
+
+/**
  * Converts a checkpoint (path or cache name; `cpsam` is downloaded if missing) to ONNX beside
  * it, unless an up-to-date conversion exists. Returns where the network is.
  *
@@ -129,8 +148,7 @@ export async function convertModel(
   if (!reused) {
     checkAbort(signal, `conversion of ${checkpoint}`);
     onProgress?.({ stage: "convert", path: onnxPath });
-    await Deno.remove(recordPath(onnxPath)).catch(() => {}); // no record for a half-built file
-    await convertCheckpoint(checkpoint, onnxPath, { precision });
+    await convertInPlace(checkpoint, onnxPath, precision);
   }
   await writeConversionRecord(onnxPath, {
     checkpoint,

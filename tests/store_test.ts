@@ -181,7 +181,7 @@ Deno.test("HTTP 404 and an unreachable host give errors that say how to get the 
       `cannot reach 127.0.0.1:${port}: this machine cannot reach the model hub`,
     );
     assertEquals(err.code, "DOWNLOAD_FAILED");
-    assert(err.message.includes("--pretrained_model /path/to/file"), err.message);
+    assert(err.message.includes("--pretrained_model /path/to/cpsam"), err.message);
     assert(err.message.includes(`copy it to ${join(cacheDir, "cpsam")}`), err.message);
     assertEquals([...Deno.readDirSync(cacheDir)], []);
   } finally {
