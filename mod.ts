@@ -28,3 +28,8 @@ export {
 } from "./models/store.ts";
 export type { ModelProgress } from "./models/download.ts";
 export { convertModel, loadModel, type LoadModelOptions } from "./models/load.ts";
+export { segment, type SegmentWithModel } from "./pipeline/segment.ts";
+export { convertImage, type ConvertOptions } from "./pipeline/channels.ts";
+export { normalizeImage } from "./pipeline/normalize.ts";
+export { resizeImage } from "./pipeline/resize.ts";
+export { type NetworkOptions, type NetworkOutput, runNetwork } from "./pipeline/flows.ts";

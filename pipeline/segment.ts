@@ -1,0 +1,180 @@
+/**
+ * Whole-image segmentation, cellpose v4's `CellposeModel.eval` for 2-D images: convert to
+ * H x W x 3 -> normalise -> (resize by 30 / diameter) -> tiles -> network -> resize back ->
+ * flows to masks. Options use cellpose's names in camelCase and its defaults.
+ *
+ * @example
+ * ```ts
+ * import { segment } from "./segment.ts";
+ * import { createRunner } from "../models/runtime.ts";
+ * const model = await createRunner("/tmp/tiny.onnx", { device: "cpu" });
+ * const image = { data: new Uint16Array(300 * 417 * 2), shape: [300, 417, 2] };
+ * const r = await segment(image, { model, channelAxis: 2, onProgress: (p) => console.log(p.stage) });
+ * console.log(r.masks.shape, r.nMasks, r.timings);
+ * ```
+ * @module
+ */
+import { CellposeError } from "../core/errors.ts";
+import type { NdArray } from "../core/ndarray.ts";
+import type {
+  DynamicsOptions,
+  ImageArray,
+  NetRunner,
+  NormalizeOptions,
+  SegmentOptions,
+  SegmentResult,
+} from "../core/types.ts";
+import { computeMasks } from "../dynamics/compute_masks.ts";
+import { convertImage } from "./channels.ts";
+import { checkFinite, normalizeImage } from "./normalize.ts";
+import { diameterScale, runNetwork } from "./flows.ts";
+
+/** Options of {@link segment}: {@link SegmentOptions} plus the network to run. */
+export type SegmentWithModel = SegmentOptions & { model: NetRunner };
+
+function bad(field: string, expected: string, value: unknown): CellposeError {
+  return new CellposeError(
+    "BAD_PARAMETER",
+    `${field} must be ${expected}, got ${JSON.stringify(value) ?? String(value)}`,
+    value,
+  );
+}
+
+/** Checks every option that has a range; throws BAD_PARAMETER naming the first bad one. */
+function checkOptions(o: SegmentWithModel): void {
+  const num = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+  const int = (v: unknown): v is number => num(v) && Number.isInteger(v);
+  const checks: [keyof SegmentWithModel, (v: unknown) => boolean, string][] = [
+    ["diameter", (v) => num(v) && v >= 0, "a number >= 0 (0 or absent: no rescale)"],
+    ["batchSize", (v) => int(v) && v >= 1, "an integer >= 1"],
+    ["tileOverlap", (v) => num(v) && v >= 0 && v < 0.5, "a number in [0, 0.5)"],
+    ["bsize", (v) => v === o.model.bsize, `the model's tile size ${o.model.bsize}`],
+    ["niter", (v) => int(v) && v >= 0, "an integer >= 0 (0: default)"],
+    ["cellprobThreshold", num, "a finite number"],
+    ["flowThreshold", (v) => num(v) && v >= 0, "a number >= 0 (0: no flow QC)"],
+    ["minSize", (v) => int(v) && v >= -1, "an integer >= -1 (-1: keep all)"],
+    ["maxSizeFraction", (v) => num(v) && v > 0, "a number > 0"],
+    ["anisotropy", (v) => num(v) && v > 0, "a number > 0"],
+    ["flow3DSmooth", (v) => num(v) && v >= 0, "a number >= 0"],
+    ["stitchThreshold", (v) => num(v) && v >= 0 && v <= 1, "a number in [0, 1]"],
+  ];
+  for (const [field, ok, expected] of checks) {
+    const v = o[field];
+    if (v !== undefined && !ok(v)) throw bad(field, expected, v);
+  }
+  if (
+    o.normalize !== undefined && typeof o.normalize !== "boolean" && typeof o.normalize !== "object"
+  ) {
+    throw bad("normalize", "a boolean or normalisation options", o.normalize);
+  }
+}
+
+/**
+ * Segments a 2-D image (any numeric type; H x W, H x W x C or C x H x W, see
+ * {@link convertImage}) with the network `options.model` and returns the label image, the flows
+ * and cell probability at image size, and milliseconds per stage.
+ *
+ * Progress goes to `options.onProgress` (stages "normalize", "network" with tile counts,
+ * "dynamics", "done"); `options.signal` is checked between network batches and stages, and
+ * aborting rejects with CellposeError CANCELLED. Bad options reject with BAD_PARAMETER naming
+ * the option, NaN pixels with BAD_VALUE, unusable shapes with BAD_SHAPE. `do3D` and
+ * `stitchThreshold` are not supported yet (UNSUPPORTED).
+ *
+ * @example
+ * ```ts
+ * import { segment } from "./segment.ts";
+ * import { createRunner } from "../models/runtime.ts";
+ * const model = await createRunner("/tmp/tiny.onnx", { device: "cpu" });
+ * const image = { data: new Uint8Array(3 * 280 * 260), shape: [3, 280, 260] };
+ * const { masks, flows, cellprob } = await segment(image, { model, diameter: 60 });
+ * console.log(masks.shape, flows.shape, cellprob.shape); // [280, 260] [2, 280, 260] [280, 260]
+ * ```
+ */
+export async function segment(
+  image: ImageArray,
+  options: SegmentWithModel,
+): Promise<SegmentResult> {
+  if (!options?.model || typeof options.model.run !== "function") {
+    throw bad("model", "a NetRunner (see createRunner)", options?.model);
+  }
+  checkOptions(options);
+  if (options.do3D) {
+    throw new CellposeError("UNSUPPORTED", "do3D (3-D segmentation) is not supported yet", true);
+  }
+  if ((options.stitchThreshold ?? 0) > 0) {
+    throw new CellposeError(
+      "UNSUPPORTED",
+      "stitchThreshold (2-D masks stitched across Z) is not supported yet",
+      options.stitchThreshold,
+    );
+  }
+  if (options.zAxis !== undefined) {
+    throw new CellposeError(
+      "UNSUPPORTED",
+      "zAxis (a stack) needs do3D or stitchThreshold, which are not supported yet",
+      options.zAxis,
+    );
+  }
+  const timings: Record<string, number> = {};
+  const t0 = performance.now();
+  let t = t0;
+  const lap = (name: string) => {
+    const now = performance.now();
+    timings[name] = now - t;
+    t = now;
+  };
+  const cancelled = () => {
+    if (options.signal?.aborted) {
+      throw new CellposeError("CANCELLED", "segmentation was cancelled", options.signal.reason);
+    }
+  };
+  const progress = options.onProgress;
+
+  cancelled();
+  progress?.({ stage: "normalize" });
+  const converted = convertImage(image, { channelAxis: options.channelAxis });
+  lap("convert");
+  const normalized = normalizeStage(converted, options);
+  lap("normalize");
+
+  cancelled();
+  const { flows, cellprob } = await runNetwork(normalized, options.model, {
+    diameter: options.diameter,
+    tileOverlap: options.tileOverlap,
+    batchSize: options.batchSize,
+    onProgress: progress,
+    signal: options.signal,
+  });
+  lap("network");
+
+  cancelled();
+  progress?.({ stage: "dynamics" });
+  const dyn: DynamicsOptions = {
+    niter: options.niter || Math.trunc(200 / diameterScale(options.diameter)),
+    cellprobThreshold: options.cellprobThreshold,
+    flowThreshold: options.flowThreshold,
+    minSize: options.minSize,
+    maxSizeFraction: options.maxSizeFraction,
+    device: options.device,
+  };
+  const masks = await computeMasks(flows, cellprob, dyn);
+  lap("dynamics");
+  let nMasks = 0;
+  for (let i = 0; i < masks.data.length; i++) if (masks.data[i] > nMasks) nMasks = masks.data[i];
+  timings.total = performance.now() - t0;
+  progress?.({ stage: "done", fraction: 1 });
+  return { masks, flows, cellprob, nMasks, timings };
+}
+
+/** Normalises (or only casts to float32 when `normalize` is false), as `CellposeModel.eval`. */
+function normalizeStage(x: ImageArray, o: SegmentOptions): NdArray<Float32Array> {
+  if (o.normalize === false) {
+    if (o.invert) {
+      throw bad("invert", "false when normalize is false (cannot invert unnormalised data)", true);
+    }
+    checkFinite(x.data);
+    return { data: Float32Array.from(x.data), shape: x.shape };
+  }
+  const given: NormalizeOptions = typeof o.normalize === "object" ? o.normalize : {};
+  return normalizeImage(x, { ...given, invert: given.invert ?? o.invert ?? false });
+}
