@@ -33,3 +33,5 @@ export { convertImage, type ConvertOptions } from "./pipeline/channels.ts";
 export { normalizeImage } from "./pipeline/normalize.ts";
 export { resizeImage } from "./pipeline/resize.ts";
 export { type NetworkOptions, type NetworkOutput, runNetwork } from "./pipeline/flows.ts";
+export { type AppOptions, type CellposeApp, createApp } from "./server/app.ts";
+export { type RunningServer, type ServerOptions, startServer } from "./server/main.ts";

@@ -1,0 +1,436 @@
+/**
+ * The HTTP API as a Hono app: segmentation jobs (`/v1/segment`, `/v1/jobs/...`), models, health,
+ * the OpenAPI description and the panel's static files. One model instance serves every job; the
+ * job queue bounds concurrency, waiting jobs and stored results (see `jobs.ts`). Every refused
+ * request gets a 4xx with `{error: {code, message, field?}}`.
+ *
+ * {@link createApp} builds the app without listening (`app.fetch` serves requests); `main.ts`'s
+ * `startServer` binds it to a port.
+ *
+ * @example
+ * ```ts
+ * import { createApp } from "./app.ts";
+ * const server = createApp({ model: "../shared/fixtures/tiny-cpsam.pt", device: "cpu" });
+ * const res = await server.app.request("/v1/health", { headers: { host: "127.0.0.1" } });
+ * console.log((await res.json()).model.state); // "loading" or "loaded"
+ * await server.close();
+ * ```
+ * @module
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { CellposeError } from "../core/errors.ts";
+import { type NdArray, type NumericArray, size } from "../core/ndarray.ts";
+import type { Device } from "../core/types.ts";
+import { readImage } from "../io/image.ts";
+import { loadModel } from "../models/load.ts";
+import { listModels, type Precision } from "../models/store.ts";
+import { segment } from "../pipeline/segment.ts";
+import { guard } from "./auth.ts";
+import { bridgeRoutes } from "./bridge.ts";
+import { errorResponse, jsonError, statusOf } from "./errors.ts";
+import { createJobQueue, isFinal, type Job, type JobQueue } from "./jobs.ts";
+import { createModelSlot, type ModelSlot } from "./model_slot.ts";
+import { openApiDocument } from "./openapi.ts";
+import { panelRoutes } from "./panel.ts";
+import { parseSegmentParams, type SegmentParams } from "./params.ts";
+import { readSegmentRequest } from "./request.ts";
+import {
+  checkFormat,
+  encodeResult,
+  resultSummary,
+  storedBytes,
+  type StoredResult,
+  storeResult,
+} from "./results.ts";
+import { jobEventStream } from "./sse.ts";
+
+/** Options of {@link createApp}; every one has a default. */
+export interface AppOptions {
+  /** model name or checkpoint/ONNX path loaded at start and used by every job ["cpsam"] */
+  model?: string;
+  /** [true] load the model at once (else on `POST /v1/models/:name/load`) */
+  preload?: boolean;
+  /** where the network runs ["auto"] */
+  device?: Device;
+  /** network precision ["fp32"] */
+  precision?: Precision;
+  /** bearer token required on the API (see auth.ts); undefined: none */
+  token?: string;
+  /** origins allowed cross-origin besides the server's own; "*" allows any [] */
+  corsOrigins?: string[];
+  /** the server's own origins (the panel); filled in by `startServer` once bound [] */
+  ownOrigins?: () => readonly string[];
+  /** largest accepted upload in bytes [2 GiB] */
+  maxUploadBytes?: number;
+  /** largest decoded image in elements (pixels x channels x planes) [2^30] */
+  maxPixels?: number;
+  /** largest image `?sync=1` accepts, in elements [2^22] */
+  syncMaxPixels?: number;
+  /** jobs running at once [1] */
+  concurrency?: number;
+  /** jobs waiting beyond the running ones [16] */
+  maxQueued?: number;
+  /** bytes of decoded images held by waiting jobs [2 GiB] */
+  maxQueuedBytes?: number;
+  /** finished jobs and their results are deleted after this long [1 h] */
+  resultTtlMs?: number;
+  /** results kept together, in bytes; the oldest go first [1 GiB] */
+  maxResultBytes?: number;
+  /** [true] keep flows and cell probabilities for `format=flows|cellprob` (12 bytes/pixel) */
+  keepFlows?: boolean;
+  /** folder of the built panel [plugin-ui/dist] */
+  panelDir?: string;
+  /** where internal errors are logged [console.error] */
+  log?: (line: string) => void;
+}
+
+/** What the queue holds for a job until it runs. */
+export interface JobInput {
+  image: NdArray<NumericArray>;
+  params: SegmentParams;
+  name: string;
+}
+
+/** The app and the state behind it. */
+export interface CellposeApp {
+  app: Hono;
+  jobs: JobQueue<JobInput, StoredResult>;
+  model: ModelSlot;
+  /** cancels every job and frees the model */
+  close(): Promise<void>;
+}
+
+/** Query names that are not segmentation parameters. */
+const CONTROL = ["sync", "format", "token"];
+const MODEL_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+/** Builds the API app (see the module doc). */
+export function createApp(options: AppOptions = {}): CellposeApp {
+  const log = options.log ?? console.error;
+  const modelName = options.model ?? "cpsam";
+  const maxUpload = options.maxUploadBytes ?? 2 * 1024 ** 3;
+  const maxPixels = options.maxPixels ?? 2 ** 30;
+  const syncMaxPixels = options.syncMaxPixels ?? 2 ** 22;
+  const startedAt = Date.now();
+
+  const model = createModelSlot((name) =>
+    loadModel(name, { device: options.device ?? "auto", precision: options.precision ?? "fp32" })
+  );
+  const jobs = createJobQueue<JobInput, StoredResult>(
+    async (input, { signal, onProgress }) => {
+      const r = await model.use((net) =>
+        segment(input.image, { ...input.params, model: net, signal, onProgress })
+      );
+      return storeResult(r, input.name, options.keepFlows ?? true);
+    },
+    {
+      concurrency: options.concurrency,
+      maxQueued: options.maxQueued,
+      maxQueuedBytes: options.maxQueuedBytes,
+      resultTtlMs: options.resultTtlMs,
+      maxResultBytes: options.maxResultBytes,
+      resultBytes: storedBytes,
+      describe: resultSummary,
+    },
+  );
+  if (options.preload ?? true) {
+    model.load(modelName).catch((e) => log(`model ${modelName} failed to load: ${e.message}`));
+  }
+
+  const app = new Hono();
+  app.onError((err) => errorResponse(err, undefined, log));
+  app.notFound((c) => jsonError(404, "NOT_FOUND", `no route ${c.req.method} ${c.req.path}`));
+  app.use(guard({
+    token: options.token,
+    corsOrigins: options.corsOrigins ?? [],
+    ownOrigins: options.ownOrigins ?? (() => []),
+  }));
+
+  app.post("/v1/segment", async (c) => {
+    const sync = flag(c.req.query("sync"), "sync");
+    const format = c.req.query("format") ?? "json";
+    checkFormat(format);
+    jobs.checkRoom(0); // refuse before reading a large upload into a full queue
+    const req = await readSegmentRequest(c.req.raw, maxUpload, CONTROL);
+    const params = parseSegmentParams(req.params);
+    const name = req.filename ?? "image";
+    const { image, axes } = await decodeImage(req.bytes, name, maxPixels);
+    const input: JobInput = { image, params: withAxes(params, axes, image.shape.length), name };
+    if (sync && size(image.shape) > syncMaxPixels) {
+      throw new CellposeError(
+        "TOO_LARGE",
+        `sync=1 takes images up to ${syncMaxPixels} elements, this one has ` +
+          `${size(image.shape)}: submit it without sync and poll /v1/jobs/<id>`,
+        { field: "sync" },
+      );
+    }
+    const job = jobs.submit(input, image.data.byteLength);
+    if (sync) return await syncResult(c, job, format);
+    c.header("location", `/v1/jobs/${job.id}`);
+    return c.json(jobView(job), 202);
+  });
+
+  app.get("/v1/jobs", (c) => c.json({ jobs: jobs.list().map(jobView) }));
+  app.get("/v1/jobs/:id", (c) => c.json(jobView(getJob(c.req.param("id")))));
+  app.get("/v1/jobs/:id/events", (c) => {
+    const job = getJob(c.req.param("id"));
+    const last = Number(c.req.header("last-event-id") ?? 0);
+    return jobEventStream(jobs, job, Number.isFinite(last) ? last : 0);
+  });
+  app.get("/v1/jobs/:id/result", (c) => {
+    const job = getJob(c.req.param("id"));
+    return resultResponse(job, c.req.query("format") ?? "json");
+  });
+  app.delete("/v1/jobs/:id", (c) => {
+    const job = getJob(c.req.param("id"));
+    const wasFinal = isFinal(job.status);
+    jobs.remove(job.id);
+    return c.json({ id: job.id, status: job.status, deleted: true, cancelled: !wasFinal });
+  });
+
+  app.get(
+    "/v1/models",
+    async (c) => c.json({ current: model.status(), models: await listModels() }),
+  );
+  app.post("/v1/models/:name/load", async (c) => {
+    const name = c.req.param("name");
+    if (name !== modelName && !MODEL_NAME.test(name)) {
+      throw new CellposeError(
+        "BAD_PARAMETER",
+        `model name ${JSON.stringify(name)} must be a name from GET /v1/models (letters, digits, ` +
+          "'_', '.', '-'); paths are only accepted as the server's --model option",
+        { field: "name", got: name },
+      );
+    }
+    await model.load(name);
+    return c.json({ current: model.status() });
+  });
+
+  app.get("/v1/health", async (c) =>
+    c.json({
+      status: "ok",
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      device: { network: model.status().device ?? null, webgpu: await webgpuInfo() },
+      model: model.status(),
+      queue: jobs.stats(),
+      memory: Deno.memoryUsage(),
+    }));
+  app.route("/v1/bridge", bridgeRoutes({ maxUploadBytes: maxUpload, replaceMasks }));
+  app.get("/openapi.json", (c) => c.json(openApiDocument()));
+  app.route("/", panelRoutes(options.panelDir));
+
+  function getJob(id: string): Job<JobInput, StoredResult> {
+    const job = jobs.get(id);
+    if (!job) {
+      throw new CellposeError("NOT_FOUND", `no job ${id} (unknown, deleted or expired)`, {
+        field: "id",
+        got: id,
+      });
+    }
+    return job;
+  }
+
+  /** Replaces a finished job's masks by an edited label image of the same shape (the bridge). */
+  async function replaceMasks(id: string, bytes: Uint8Array): Promise<void> {
+    const job = getJob(id);
+    if (!job.result) {
+      throw new CellposeError("NOT_READY", `job ${id} is ${job.status}, not done`, {
+        field: "job",
+      });
+    }
+    const { image } = await decodeImage(bytes, "labels", maxPixels);
+    job.result = editedResult(job.result, image);
+  }
+
+  async function syncResult(c: Context, job: Job<JobInput, StoredResult>, format: string) {
+    const signal = c.req.raw.signal;
+    const onAbort = () => jobs.remove(job.id);
+    signal.addEventListener("abort", onAbort);
+    try {
+      await jobs.settled(job.id);
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+    }
+    const res = resultResponse(job, format);
+    res.headers.set("x-job-id", job.id);
+    jobs.remove(job.id);
+    return res;
+  }
+
+  return {
+    app,
+    jobs,
+    model,
+    async close() {
+      jobs.close();
+      await model.close();
+    },
+  };
+}
+
+function resultResponse(job: Job<JobInput, StoredResult>, format: string): Response {
+  if (job.status === "failed") {
+    const e = job.error!;
+    const status = e.code === "INTERNAL" ? 500 : statusOf(e.code as CellposeError["code"]);
+    return jsonError(status, e.code, `job ${job.id} failed: ${e.message}`);
+  }
+  if (job.status === "cancelled") {
+    return jsonError(409, "CANCELLED", `job ${job.id} was cancelled`);
+  }
+  if (!job.result) {
+    return jsonError(
+      409,
+      "NOT_READY",
+      `job ${job.id} is ${job.status}; wait for status "done" (GET /v1/jobs/${job.id}/events)`,
+    );
+  }
+  const out = encodeResult(job.result, format);
+  return new Response(out.body as Uint8Array<ArrayBuffer> | string, {
+    headers: {
+      "content-type": out.contentType,
+      "content-disposition": `attachment; filename="${out.filename.replace(/["\\\r\n]/g, "_")}"`,
+    },
+  });
+}
+
+/** The public view of a job: status, latest progress, error or result summary, links. */
+function jobView(job: Job<JobInput, StoredResult>): Record<string, unknown> {
+  const base = `/v1/jobs/${job.id}`;
+  const iso = (t?: number) => (t === undefined ? undefined : new Date(t).toISOString());
+  return {
+    id: job.id,
+    status: job.status,
+    ...job.progress,
+    ...(job.result ? resultSummary(job.result) : {}),
+    error: job.error,
+    createdAt: iso(job.createdAt),
+    startedAt: iso(job.startedAt),
+    finishedAt: iso(job.finishedAt),
+    links: { self: base, events: `${base}/events`, result: `${base}/result` },
+  };
+}
+
+function flag(v: string | undefined, field: string): boolean {
+  if (v === undefined || v === "0" || v === "false") return false;
+  if (v === "" || v === "1" || v === "true") return true;
+  throw new CellposeError("BAD_PARAMETER", `${field} must be 1 or 0, got ${JSON.stringify(v)}`, {
+    field,
+    got: v,
+  });
+}
+
+/** Reads the image; any failure is a 4xx naming the `image` field. */
+async function decodeImage(
+  bytes: Uint8Array,
+  name: string,
+  maxPixels: number,
+): Promise<{ image: NdArray<NumericArray>; axes: { channelAxis?: number; zAxis?: number } }> {
+  let loaded;
+  try {
+    loaded = await readImage(bytes, name);
+  } catch (e) {
+    if (e instanceof CellposeError) {
+      throw new CellposeError(e.code, e.message, { field: "image", got: e.value }, { cause: e });
+    }
+    throw new CellposeError(
+      "BAD_FILE",
+      `${name}: the image could not be read (${(e as Error)?.message ?? e})`,
+      { field: "image" },
+      { cause: e },
+    );
+  }
+  const n = size(loaded.image.shape);
+  if (n > maxPixels) {
+    throw new CellposeError(
+      "TOO_LARGE",
+      `${name} has ${n} elements (shape [${loaded.image.shape}]); the server takes up to ` +
+        `${maxPixels} (option maxPixels)`,
+      { field: "image", got: loaded.image.shape },
+    );
+  }
+  return {
+    image: loaded.image,
+    axes: { channelAxis: loaded.channelAxis, zAxis: loaded.zAxis },
+  };
+}
+
+/** `stored` with its masks replaced by `labels` (same shape, whole non-negative numbers). */
+function editedResult(stored: StoredResult, labels: NdArray<NumericArray>): StoredResult {
+  const shape = stored.masks.shape;
+  if (labels.shape.join() !== shape.join()) {
+    throw new CellposeError(
+      "BAD_SHAPE",
+      `edited labels have shape [${labels.shape}], the job's masks [${shape}]`,
+      { field: "labels", got: labels.shape },
+    );
+  }
+  const masks = new Uint32Array(labels.data.length);
+  const ids = new Set<number>();
+  let max = 0;
+  for (let i = 0; i < masks.length; i++) {
+    const v = labels.data[i];
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+      throw new CellposeError(
+        "BAD_VALUE",
+        `edited labels must be whole numbers >= 0, found ${v} at element ${i}`,
+        { field: "labels", got: v },
+      );
+    }
+    masks[i] = v;
+    if (v) ids.add(v);
+    if (v > max) max = v;
+  }
+  const data = max <= 0xffff ? Uint16Array.from(masks) : masks;
+  return { ...stored, masks: { data, shape }, nMasks: ids.size };
+}
+
+/** Fills channel/Z axes from the file when not given, and resolves negative axes. */
+function withAxes(
+  params: SegmentParams,
+  fromFile: { channelAxis?: number; zAxis?: number },
+  ndim: number,
+): SegmentParams {
+  const out = { ...params };
+  for (const [key, field] of [["channelAxis", "channel_axis"], ["zAxis", "z_axis"]] as const) {
+    const v = out[key] ?? fromFile[key];
+    if (v === undefined) continue;
+    if (v < -ndim || v >= ndim) {
+      throw new CellposeError(
+        "BAD_PARAMETER",
+        `${field} must be an axis of the ${ndim}-dimensional image (${-ndim}..${
+          ndim - 1
+        }), got ${v}`,
+        { field, got: v },
+      );
+    }
+    out[key] = v < 0 ? v + ndim : v;
+  }
+  if (out.channelAxis !== undefined && out.channelAxis === out.zAxis) {
+    throw new CellposeError(
+      "BAD_PARAMETER",
+      `channel_axis and z_axis must differ, both are ${out.zAxis}`,
+      { field: "z_axis", got: out.zAxis },
+    );
+  }
+  return out;
+}
+
+let gpu: Promise<Record<string, unknown> | null> | undefined;
+
+/** The WebGPU adapter's description, or null without one (asked once). */
+function webgpuInfo(): Promise<Record<string, unknown> | null> {
+  gpu ??= (async () => {
+    const adapter = await navigator.gpu?.requestAdapter();
+    if (!adapter) return null;
+    const { vendor, architecture, device, description } = adapter.info;
+    return {
+      vendor,
+      architecture,
+      device,
+      description,
+      isFallback: adapter.info.isFallbackAdapter,
+    };
+  })().catch(() => null);
+  return gpu;
+}

@@ -1,0 +1,92 @@
+/**
+ * Starts the local server: checks the bind address against the token rule, builds the app and
+ * serves it with `Deno.serve`. Used by the CLI's `serve` command and by the tests (port 0 picks a
+ * free port).
+ *
+ * @example
+ * ```ts
+ * import { startServer } from "./main.ts";
+ * const server = await startServer({ port: 0, model: "../shared/fixtures/tiny-cpsam.pt" });
+ * const health = await (await fetch(`${server.url}/v1/health`)).json();
+ * console.log(health.status); // "ok"
+ * await server.close();
+ * ```
+ * @module
+ */
+import { type AppOptions, type CellposeApp, createApp } from "./app.ts";
+import { isLoopback, ownOrigins, requireTokenForBind } from "./auth.ts";
+
+/** Options of {@link startServer}: the app's plus where to listen. */
+export interface ServerOptions extends AppOptions {
+  /** address to bind ["127.0.0.1"]; anything else needs `token` */
+  host?: string;
+  /** port; 0 picks a free one [8000] */
+  port?: number;
+}
+
+/** A running server. */
+export interface RunningServer extends CellposeApp {
+  /** e.g. `http://127.0.0.1:8765` */
+  url: string;
+  host: string;
+  port: number;
+  /** stops listening, cancels every job and frees the model */
+  close(): Promise<void>;
+  /** resolves when the server has stopped */
+  finished: Promise<void>;
+}
+
+/** The default port of `cellpose serve`. */
+export const DEFAULT_PORT = 8000;
+
+/**
+ * Listens on `host:port` (defaults 127.0.0.1:8000). Throws `UNAUTHORIZED` before binding when
+ * `host` is not loopback and no token (of 8+ characters; default `$CELLPOSE_TOKEN`) is given.
+ */
+export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
+  const hostname = options.host ?? "127.0.0.1";
+  const log = options.log ?? console.error;
+  const token = options.token ?? (Deno.env.get("CELLPOSE_TOKEN") || undefined);
+  requireTokenForBind(hostname, token);
+  let port = options.port ?? DEFAULT_PORT;
+  const core = createApp({ ...options, token, log, ownOrigins: () => ownOrigins(hostname, port) });
+  const listening = Promise.withResolvers<Deno.NetAddr>();
+  const server = Deno.serve({
+    hostname,
+    port,
+    onListen: (addr) => listening.resolve(addr),
+    onError: (e) => {
+      log(`request failed: ${(e as Error)?.stack ?? e}`);
+      return new Response(
+        JSON.stringify({ error: { code: "INTERNAL", message: "internal server error" } }),
+        { status: 500, headers: { "content-type": "application/json" } },
+      );
+    },
+  }, core.app.fetch);
+  const addr = await listening.promise;
+  port = addr.port;
+  const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
+  const url = `http://${shown}:${port}`;
+  log(`cellpose server listening on ${url}`);
+  if (!isLoopback(hostname)) {
+    log(
+      `  bound to ${hostname}, reachable from other machines: every API request needs ` +
+        "Authorization: Bearer <token>",
+    );
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    ...core,
+    url,
+    host: hostname,
+    port,
+    finished: server.finished,
+    close() {
+      closing ??= (async () => {
+        await core.close();
+        await server.shutdown();
+      })();
+      return closing;
+    },
+  };
+}

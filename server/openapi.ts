@@ -1,0 +1,229 @@
+/**
+ * The OpenAPI 3.1 description served at `/openapi.json`. The segmentation parameters and result
+ * formats come from the same tables the server validates with, so the description cannot drift
+ * from the behaviour.
+ *
+ * @example
+ * ```ts
+ * import { openApiDocument } from "./openapi.ts";
+ * const doc = openApiDocument();
+ * console.log(Object.keys(doc.paths).includes("/v1/segment")); // true
+ * ```
+ * @module
+ */
+import { SEGMENT_PARAMS } from "./params.ts";
+import { RESULT_FORMATS } from "./results.ts";
+import { IMAGE_CONTENT_TYPES } from "./request.ts";
+
+type Schema = Record<string, unknown>;
+
+function paramSchema(p: (typeof SEGMENT_PARAMS)[number]): Schema {
+  const range = {
+    [p.openMin ? "exclusiveMinimum" : "minimum"]: p.min,
+    [p.openMax ? "exclusiveMaximum" : "maximum"]: p.max,
+  };
+  switch (p.type) {
+    case "boolean":
+      return { type: "boolean", description: p.description };
+    case "normalize":
+      return { oneOf: [{ type: "boolean" }, { type: "object" }], description: p.description };
+    default:
+      return {
+        type: p.type,
+        ...range,
+        description: `${p.description} (also accepted as ${p.key})`,
+      };
+  }
+}
+
+const error = (description: string) => ({
+  description,
+  content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
+});
+
+const jobId = { name: "id", in: "path", required: true, schema: { type: "string" } };
+
+/** The OpenAPI document of the server. */
+export function openApiDocument(): {
+  openapi: string;
+  info: Schema;
+  paths: Record<string, Schema>;
+  security: Schema[];
+  components: Schema;
+} {
+  const params = Object.fromEntries(SEGMENT_PARAMS.map((p) => [p.name, paramSchema(p)]));
+  const queryParams = SEGMENT_PARAMS.map((p) => ({
+    name: p.name,
+    in: "query",
+    required: false,
+    schema: paramSchema(p),
+  }));
+  const raw = Object.fromEntries(
+    IMAGE_CONTENT_TYPES.map((t) => [t, { schema: { type: "string", format: "binary" } }]),
+  );
+  const format = {
+    name: "format",
+    in: "query",
+    schema: { type: "string", enum: RESULT_FORMATS, default: "json" },
+  };
+  const refused = {
+    "400": error("bad parameter (the field is named)"),
+    "401": error("missing or wrong bearer token"),
+    "403": error("origin or host not allowed"),
+    "413": error("upload or image too large"),
+    "415": error("unsupported content type or image format"),
+    "422": error("the image could not be read or has the wrong shape"),
+    "429": error("queue full: retry after the Retry-After header's seconds"),
+  };
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "cellpose-deno local server",
+      version: "1",
+      description: "Cellpose-SAM segmentation over HTTP. Errors are " +
+        "{error: {code, message, field?}}. Parameters take cellpose's names or camelCase.",
+    },
+    paths: {
+      "/v1/segment": {
+        post: {
+          summary: "Submit an image for segmentation",
+          parameters: [
+            {
+              name: "sync",
+              in: "query",
+              description: "1: wait and return the result (small images only)",
+              schema: { type: "integer", enum: [0, 1] },
+            },
+            { ...format, description: "result format for sync=1" },
+            ...queryParams,
+          ],
+          requestBody: {
+            required: true,
+            content: {
+              ...raw,
+              "multipart/form-data": {
+                schema: {
+                  type: "object",
+                  required: ["image"],
+                  properties: {
+                    image: { type: "string", format: "binary", description: "TIFF, PNG or NPY" },
+                    params: { type: "string", description: "JSON object of parameters" },
+                    ...params,
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            "202": {
+              description: "job accepted",
+              headers: { Location: { schema: { type: "string" } } },
+              content: { "application/json": { schema: { $ref: "#/components/schemas/Job" } } },
+            },
+            "200": { description: "sync=1: the result in the requested format" },
+            ...refused,
+          },
+        },
+      },
+      "/v1/jobs": {
+        get: { summary: "List stored jobs", responses: { "200": { description: "the jobs" } } },
+      },
+      "/v1/jobs/{id}": {
+        get: {
+          summary: "Job status",
+          parameters: [jobId],
+          responses: {
+            "200": {
+              description: "the job",
+              content: { "application/json": { schema: { $ref: "#/components/schemas/Job" } } },
+            },
+            "404": error("no such job (or expired)"),
+          },
+        },
+        delete: {
+          summary: "Cancel a job and delete it with its result",
+          parameters: [jobId],
+          responses: { "200": { description: "deleted" }, "404": error("no such job") },
+        },
+      },
+      "/v1/jobs/{id}/events": {
+        get: {
+          summary: "Progress as Server-Sent Events",
+          description: "Events `status` ({status, error?, nMasks?}) and `progress` ({status, " +
+            "stage, tilesDone, tilesTotal, fraction}); stages normalize, network, dynamics, " +
+            "done. Replays past events (after Last-Event-ID) and closes after the final status.",
+          parameters: [jobId],
+          responses: {
+            "200": { description: "event stream", content: { "text/event-stream": {} } },
+            "404": error("no such job"),
+          },
+        },
+      },
+      "/v1/jobs/{id}/result": {
+        get: {
+          summary: "The label image of a finished job",
+          parameters: [jobId, format],
+          responses: {
+            "200": { description: "masks in the requested format" },
+            "404": error("no such job"),
+            "409": error("job not finished, failed or cancelled"),
+          },
+        },
+      },
+      "/v1/models": {
+        get: {
+          summary: "Models in the cache and the one loaded",
+          responses: { "200": { description: "the models" } },
+        },
+      },
+      "/v1/models/{name}/load": {
+        post: {
+          summary: "Load a model for all later jobs",
+          parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+          responses: { "200": { description: "loaded" }, "404": error("unknown model") },
+        },
+      },
+      "/v1/health": {
+        get: {
+          summary: "Device (WebGPU adapter or wasm/cpu), model, queue and memory",
+          responses: { "200": { description: "health" } },
+        },
+      },
+    },
+    security: [{}, { bearer: [] }],
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
+      schemas: {
+        Error: {
+          type: "object",
+          properties: {
+            error: {
+              type: "object",
+              required: ["code", "message"],
+              properties: {
+                code: { type: "string" },
+                message: { type: "string" },
+                field: { type: "string" },
+              },
+            },
+          },
+        },
+        Job: {
+          type: "object",
+          properties: {
+            id: { type: "string" },
+            status: { type: "string", enum: ["queued", "running", "done", "failed", "cancelled"] },
+            stage: { type: "string", enum: ["load", "normalize", "network", "dynamics", "done"] },
+            tilesDone: { type: "integer" },
+            tilesTotal: { type: "integer" },
+            fraction: { type: "number" },
+            nMasks: { type: "integer" },
+            error: { type: "object" },
+            result: { type: "object" },
+            links: { type: "object" },
+          },
+        },
+      },
+    },
+  };
+}
