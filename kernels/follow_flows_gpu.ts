@@ -1,0 +1,158 @@
+/**
+ * Runner of `follow_flows_2d.wgsl` / `follow_flows_3d.wgsl`: the WebGPU twin of the backend's
+ * `followFlows` (cellpose v4 `steps_interp`), same arguments and result. The field may exceed one
+ * storage binding (it is then split over several); cells go in windows that each fit one binding;
+ * all `niter` steps run inside one dispatch per window and the end positions are read back once.
+ *
+ * @example
+ * ```ts
+ * import { gpuDevice } from "./gpu.ts";
+ * import { followFlowsGpu } from "./follow_flows_gpu.ts";
+ * const device = await gpuDevice();
+ * if (device) {
+ *   const flow = new Float32Array(2 * 4 * 4).fill(0.5); // dY = dX = 0.5 px per step
+ *   const end = await followFlowsGpu(device, flow, [4, 4], new Uint32Array([0]), 20);
+ *   console.log(end); // Int32Array [3, 3]
+ * }
+ * ```
+ * @module
+ */
+import { CellposeError } from "../core/errors.ts";
+import { size } from "../core/ndarray.ts";
+import {
+  chunkedEntries,
+  chunkedWgsl,
+  chunkLayout,
+  computePipeline,
+  readBuffer,
+  storageBuffer,
+  uniformBuffer,
+  wgslSource,
+  WORKGROUP,
+  workgroupGrid,
+} from "./gpu.ts";
+
+/** Options of {@link followFlowsGpu}. */
+export interface GpuRunOptions {
+  /** caps each storage binding (bytes), below the device's limit; tests use it to force chunking */
+  maxBindingBytes?: number;
+}
+
+/**
+ * Follows `cells` through `flow` for `niter` Euler steps on the GPU.
+ *
+ * @param flow planar `[ndim, ...shape]` field in pixels per step, (dY, dX) or (dZ, dY, dX)
+ * @param shape `[Ly, Lx]` or `[Lz, Ly, Lx]`, every axis at least 2
+ * @param cells linear indices of the start pixels
+ * @returns final integer positions, `ndim` per cell interleaved in axis order
+ */
+export async function followFlowsGpu(
+  device: GPUDevice,
+  flow: Float32Array,
+  shape: readonly number[],
+  cells: Uint32Array,
+  niter: number,
+  options: GpuRunOptions = {},
+): Promise<Int32Array> {
+  const ndim = shape.length;
+  checkArgs(flow, shape, niter);
+  const out = new Int32Array(cells.length * ndim);
+  if (cells.length === 0) return out;
+  const maxBinding = options.maxBindingBytes ?? device.limits.maxStorageBufferBindingSize;
+
+  const flowLayout = chunkLayout(device, flow.length, 4, maxBinding);
+  const code = chunkedWgsl("flow", flowLayout, "f32", false, 4) +
+    await wgslSource(ndim === 2 ? "follow_flows_2d.wgsl" : "follow_flows_3d.wgsl");
+  const pipeline = computePipeline(device, code);
+
+  const params = uniformBuffer(device, packParams(shape, niter));
+  const starts = storageBuffer(device, startTable(shape));
+  const flowBuf = storageBuffer(device, flow);
+  const cellBuf = storageBuffer(device, cells);
+  const endBuf = storageBuffer(device, out.byteLength);
+
+  // windows of cells, a multiple of WORKGROUP (so offsets stay aligned) fitting one binding
+  const window = Math.max(
+    WORKGROUP,
+    Math.floor(maxBinding / (4 * ndim) / WORKGROUP) * WORKGROUP,
+  );
+  const encoder = device.createCommandEncoder();
+  for (let first = 0; first < cells.length; first += window) {
+    const count = Math.min(window, cells.length - first);
+    const bindGroup = device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: params } },
+        { binding: 1, resource: { buffer: starts } },
+        { binding: 2, resource: { buffer: cellBuf, offset: first * 4, size: count * 4 } },
+        {
+          binding: 3,
+          resource: { buffer: endBuf, offset: first * 4 * ndim, size: count * 4 * ndim },
+        },
+        ...chunkedEntries(flowBuf, flowLayout, 4),
+      ],
+    });
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(...workgroupGrid(device, count));
+    pass.end();
+  }
+  device.queue.submit([encoder.finish()]);
+  out.set(new Int32Array(await readBuffer(device, endBuf, out.byteLength)));
+  for (const b of [params, starts, flowBuf, cellBuf, endBuf]) b.destroy();
+  return out;
+}
+
+function checkArgs(flow: Float32Array, shape: readonly number[], niter: number): void {
+  if ((shape.length !== 2 && shape.length !== 3) || shape.some((l) => !(l >= 2))) {
+    throw new CellposeError(
+      "BAD_SHAPE",
+      `shape must be [Ly, Lx] or [Lz, Ly, Lx] with every axis >= 2, got [${shape}]`,
+      shape,
+    );
+  }
+  if (flow.length !== shape.length * size(shape)) {
+    throw new CellposeError(
+      "BAD_SHAPE",
+      `flow must hold ${shape.length} x ${size(shape)} values for shape [${shape}], ` +
+        `got ${flow.length}`,
+      flow.length,
+    );
+  }
+  if (!Number.isInteger(niter) || niter < 0) {
+    throw new CellposeError("BAD_PARAMETER", `niter must be an integer >= 0, got ${niter}`, niter);
+  }
+}
+
+/** Uniforms in the layout of `Params` of both kernels (5 x vec4 + niter). */
+function packParams(shape: readonly number[], niter: number): Uint32Array {
+  const buf = new ArrayBuffer(96);
+  const u = new Uint32Array(buf);
+  const f = new Float32Array(buf);
+  let offset = 0;
+  shape.forEach((l, a) => {
+    u[a] = l;
+    f[4 + a] = shape.length === 2 ? l / 2 : l;
+    f[8 + a] = 2 / (l - 1);
+    f[12 + a] = l - 1;
+    u[16 + a] = offset;
+    offset += l;
+  });
+  u[20] = niter;
+  return u;
+}
+
+/**
+ * Normalised start coordinate of every index of every axis, as the reference computes it in
+ * float32: `(i / (L - 1)) * 2 - 1`, axes concatenated.
+ */
+function startTable(shape: readonly number[]): Float32Array {
+  const table = new Float32Array(shape.reduce((a, l) => a + l, 0));
+  let k = 0;
+  for (const l of shape) {
+    const last = Math.fround(l - 1);
+    for (let i = 0; i < l; i++) table[k++] = Math.fround(Math.fround(i / last) * 2) - 1;
+  }
+  return table;
+}
