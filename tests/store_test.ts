@@ -278,7 +278,7 @@ Deno.test("loadModel downloads, converts once, caches and matches tiny-net-outpu
       const out = await net.run(input);
       assertEquals(out.shape, expected.shape);
       const err = maxAbsDiff(out.data, expected.data as Float32Array);
-      assert(err <= (options.precision === "fp16" ? 2e-2 : 1e-4), `max abs error ${err}`);
+      assert(err <= (options.precision === "fp16" ? 1e-2 : 1e-4), `max abs error ${err}`);
       assertEquals([net.name, net.device, net.bsize], ["cpsam", "cpu", 256]);
     } finally {
       await net.dispose();
