@@ -24,10 +24,16 @@ export {
   type ModelInfo,
   modelsDir,
   type Precision,
+  type ResolvedModel,
   resolveModel,
 } from "./models/store.ts";
-export type { ModelProgress } from "./models/download.ts";
-export { convertModel, loadModel, type LoadModelOptions } from "./models/load.ts";
+export type { DownloadResult, ModelProgress } from "./models/download.ts";
+export {
+  convertModel,
+  type ConvertModelResult,
+  loadModel,
+  type LoadModelOptions,
+} from "./models/load.ts";
 export { segment, type SegmentWithModel } from "./pipeline/segment.ts";
 export { convertImage, type ConvertOptions } from "./pipeline/channels.ts";
 export { normalizeImage } from "./pipeline/normalize.ts";
