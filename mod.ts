@@ -21,6 +21,7 @@ export { readNpy, readNpyFile, writeNpy } from "./io/npy.ts";
 export {
   downloadModel,
   listModels,
+  MODEL_REGISTRY,
   type ModelInfo,
   modelsDir,
   type Precision,
