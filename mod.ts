@@ -42,3 +42,18 @@ export { resizeImage } from "./pipeline/resize.ts";
 export { type NetworkOptions, type NetworkOutput, runNetwork } from "./pipeline/flows.ts";
 export { type AppOptions, type CellposeApp, createApp } from "./server/app.ts";
 export { type RunningServer, type ServerOptions, startServer } from "./server/main.ts";
+export { type LoadedImage, readImage } from "./io/image.ts";
+export { readTiff } from "./io/tiff_read.ts";
+export { encodeTiff, type TiffWriteOptions, writeTiff } from "./io/tiff_write.ts";
+export { encodePng, readPng, writePng } from "./io/png.ts";
+export { encodeLabels, labelArray, type LabelFormat, writeLabels } from "./io/labels.ts";
+export { encodeRoi, encodeRoiZip, type RoiType, writeRoiZip } from "./io/roi.ts";
+export {
+  masksToOutlines,
+  type Outline,
+  outlineOverlayPng,
+  outlinePixels,
+  outlinesText,
+} from "./io/outlines.ts";
+export { type MaskStat, maskStats, statsCsv } from "./io/stats.ts";
+export { type OutputNames, outputNames } from "./io/names.ts";

@@ -20,6 +20,7 @@
  */
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
+import { percentiles } from "../pipeline/percentile.ts";
 import { encodePng } from "./png.ts";
 
 /** One mask's outline: its label and the polygon as interleaved pixel coordinates x0,y0,x1,y1... */
@@ -189,13 +190,6 @@ export function outlinePixels(masks: NdArray<NumericArray>): NdArray<Uint8Array>
   return { data: out, shape: [h, w] };
 }
 
-/** Value at fraction q of the sorted values (numpy's linear interpolation). */
-function quantile(sorted: Float32Array, q: number): number {
-  const pos = q * (sorted.length - 1);
-  const lo = Math.floor(pos), hi = Math.min(sorted.length - 1, lo + 1);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
-
 /**
  * An RGB PNG of the image with the mask outlines drawn in red. `image` is `[H, W]` grey or
  * `[H, W, C]` (or `[C, H, W]` with `channelAxis: 0`); C = 1 is grey, the first 3 channels are
@@ -229,8 +223,7 @@ export function outlineOverlayPng(
       image.shape,
     );
   }
-  const sorted = Float32Array.from(image.data).sort();
-  const lo = quantile(sorted, 0.01), hi = quantile(sorted, 0.99);
+  const [lo, hi] = percentiles(Float32Array.from(image.data), [1, 99]);
   const scale = hi > lo ? 255 / (hi - lo) : 0;
   const at = (y: number, x: number, k: number) =>
     cAxis === 0 ? image.data[(k * h + y) * w + x] : image.data[(y * w + x) * c + k];
