@@ -116,9 +116,7 @@ export async function downloadModel(
   if (!isName(name) || (entry === undefined && !baseUrl)) {
     throw new CellposeError(
       "MODEL_NOT_FOUND",
-      `no downloadable model "${name}": known names are ${
-        Object.keys(MODEL_REGISTRY).join(", ")
-      } ` +
+      `no downloadable model "${name}": known names are ${Object.keys(MODEL_REGISTRY)} ` +
         `(or set CELLPOSE_MODEL_URL to a server that has it)`,
       name,
     );

@@ -77,6 +77,12 @@ Deno.test("downloadModel fetches from CELLPOSE_MODEL_URL with progress, size and
     // second call: already in the cache, no request
     assertEquals(await downloadModel("cpsam", { cacheDir, sha256: TINY_SHA }), got);
     assertEquals(srv.ranges.length, 1);
+    const stale = await assertRejects(
+      () => downloadModel("cpsam", { cacheDir, sha256: "ab".repeat(32) }),
+      CellposeError,
+      `the cached ${got.path} has SHA-256 ${TINY_SHA}, expected ${"ab".repeat(32)}: delete it`,
+    );
+    assertEquals(stale.code, "BAD_MODEL");
     const [m] = await listModels({ cacheDir });
     assertEquals(m.name, "cpsam");
     assertEquals([m.downloaded, m.size, m.sha256, m.converted], [
@@ -242,6 +248,12 @@ Deno.test("resolveModel: paths, cache names, .onnx files and MODEL_NOT_FOUND", a
     );
     assertEquals(unknown.code, "MODEL_NOT_FOUND");
     assert(unknown.message.includes("mine, other, cpsam"), unknown.message);
+    const notHosted = await assertRejects(
+      () => downloadModel("cyto9", { cacheDir }),
+      CellposeError,
+      'no downloadable model "cyto9": known names are cpsam',
+    );
+    assertEquals(notHosted.code, "MODEL_NOT_FOUND");
     await assertRejects(
       () => resolveModel("cpsam", { cacheDir, download: false }),
       CellposeError,
