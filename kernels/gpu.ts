@@ -21,6 +21,7 @@ import { CellposeError } from "../core/errors.ts";
 export const WORKGROUP = 64;
 
 let cached: Promise<GPUDevice | null> | undefined;
+const software = new WeakSet<GPUDevice>();
 
 /**
  * The shared device, requested once with the adapter's `maxBufferSize`,
@@ -42,10 +43,17 @@ async function requestDevice(): Promise<GPUDevice | null> {
   const device = await adapter.requestDevice({
     requiredLimits: { maxBufferSize, maxStorageBufferBindingSize, maxStorageBuffersPerShaderStage },
   }).catch(() => null);
-  device?.lost.then(() => {
+  if (!device) return null;
+  if (adapter.info.isFallbackAdapter) software.add(device);
+  device.lost.then(() => {
     cached = undefined;
   });
   return device;
+}
+
+/** Whether `device` comes from a software (fallback) adapter such as llvmpipe. */
+export function isSoftwareDevice(device: GPUDevice): boolean {
+  return software.has(device);
 }
 
 /** A storage buffer holding `data` (or `bytes` zeroed bytes), also usable as copy source. */
