@@ -46,54 +46,62 @@ function serveModels(options: { cutAt?: number } = {}) {
   return { url, ranges, [Symbol.asyncDispose]: () => server.shutdown() };
 }
 
-Deno.test("modelsDir follows CELLPOSE_LOCAL_MODELS_PATH, else ~/.cellpose/models", () => {
-  const saved = Deno.env.get("CELLPOSE_LOCAL_MODELS_PATH");
+/** Runs `fn` with environment variables set (a value) or unset (undefined), then restores them. */
+async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T> | T) {
+  const saved = Object.keys(vars).map((k) => [k, Deno.env.get(k)] as const);
+  const apply = (k: string, v: string | undefined) =>
+    v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
   try {
-    Deno.env.set("CELLPOSE_LOCAL_MODELS_PATH", "/tmp/somewhere/models");
-    assertEquals(modelsDir(), "/tmp/somewhere/models");
-    Deno.env.delete("CELLPOSE_LOCAL_MODELS_PATH");
-    assertEquals(modelsDir(), join(Deno.env.get("HOME")!, ".cellpose", "models"));
+    for (const [k, v] of Object.entries(vars)) apply(k, v);
+    return await fn();
   } finally {
-    if (saved !== undefined) Deno.env.set("CELLPOSE_LOCAL_MODELS_PATH", saved);
+    for (const [k, v] of saved) apply(k, v);
   }
+}
+
+Deno.test("modelsDir follows CELLPOSE_LOCAL_MODELS_PATH, else ~/.cellpose/models", async () => {
+  await withEnv({ CELLPOSE_LOCAL_MODELS_PATH: "/tmp/somewhere/models" }, () => {
+    assertEquals(modelsDir(), "/tmp/somewhere/models");
+  });
+  await withEnv({ CELLPOSE_LOCAL_MODELS_PATH: undefined }, () => {
+    assertEquals(modelsDir(), join(Deno.env.get("HOME")!, ".cellpose", "models"));
+  });
 });
 
 Deno.test("downloadModel fetches from CELLPOSE_MODEL_URL with progress, size and sha256", async () => {
   await using srv = serveModels();
   const cacheDir = await Deno.makeTempDir();
-  const saved = Deno.env.get("CELLPOSE_MODEL_URL");
   try {
-    Deno.env.set("CELLPOSE_MODEL_URL", srv.url + "/");
-    const events: ModelProgress[] = [];
-    const got = await downloadModel("cpsam", { cacheDir, onProgress: (p) => events.push(p) });
-    assertEquals(got, { path: join(cacheDir, "cpsam"), size: TINY.length, sha256: TINY_SHA });
-    assertEquals(await Deno.readFile(got.path), TINY);
-    assertEquals(await readChecksumFile(got.path), TINY_SHA);
-    assertEquals(srv.ranges, [null]);
-    assert(events.length > 0 && events.every((e) => e.stage === "download"));
-    assert(events.every((e, i) => i === 0 || e.bytesDone! > events[i - 1].bytesDone!));
-    assertEquals(events.at(-1)!.bytesDone, TINY.length);
-    assert(events.every((e) => e.bytesTotal === TINY.length && e.bytesPerSecond! >= 0));
-    // second call: already in the cache, no request
-    assertEquals(await downloadModel("cpsam", { cacheDir, sha256: TINY_SHA }), got);
-    assertEquals(srv.ranges.length, 1);
-    const stale = await assertRejects(
-      () => downloadModel("cpsam", { cacheDir, sha256: "ab".repeat(32) }),
-      CellposeError,
-      `the cached ${got.path} has SHA-256 ${TINY_SHA}, expected ${"ab".repeat(32)}: delete it`,
-    );
-    assertEquals(stale.code, "BAD_MODEL");
-    const [m] = await listModels({ cacheDir });
-    assertEquals(m.name, "cpsam");
-    assertEquals([m.downloaded, m.size, m.sha256, m.converted], [
-      true,
-      TINY.length,
-      TINY_SHA,
-      false,
-    ]);
+    await withEnv({ CELLPOSE_MODEL_URL: srv.url + "/" }, async () => {
+      const events: ModelProgress[] = [];
+      const got = await downloadModel("cpsam", { cacheDir, onProgress: (p) => events.push(p) });
+      assertEquals(got, { path: join(cacheDir, "cpsam"), size: TINY.length, sha256: TINY_SHA });
+      assertEquals(await Deno.readFile(got.path), TINY);
+      assertEquals(await readChecksumFile(got.path), TINY_SHA);
+      assertEquals(srv.ranges, [null]);
+      assert(events.length > 0 && events.every((e) => e.stage === "download"));
+      assert(events.every((e, i) => i === 0 || e.bytesDone! > events[i - 1].bytesDone!));
+      assertEquals(events.at(-1)!.bytesDone, TINY.length);
+      assert(events.every((e) => e.bytesTotal === TINY.length && e.bytesPerSecond! >= 0));
+      // second call: already in the cache, no request
+      assertEquals(await downloadModel("cpsam", { cacheDir, sha256: TINY_SHA }), got);
+      assertEquals(srv.ranges.length, 1);
+      const stale = await assertRejects(
+        () => downloadModel("cpsam", { cacheDir, sha256: "ab".repeat(32) }),
+        CellposeError,
+        `the cached ${got.path} has SHA-256 ${TINY_SHA}, expected ${"ab".repeat(32)}: delete it`,
+      );
+      assertEquals(stale.code, "BAD_MODEL");
+      const [m] = await listModels({ cacheDir });
+      assertEquals(m.name, "cpsam");
+      assertEquals([m.downloaded, m.size, m.sha256, m.converted], [
+        true,
+        TINY.length,
+        TINY_SHA,
+        false,
+      ]);
+    });
   } finally {
-    if (saved === undefined) Deno.env.delete("CELLPOSE_MODEL_URL");
-    else Deno.env.set("CELLPOSE_MODEL_URL", saved);
     await Deno.remove(cacheDir, { recursive: true });
   }
 });
@@ -221,44 +229,46 @@ Deno.test("an aborted download is CANCELLED and keeps its .part", async () => {
 Deno.test("resolveModel: paths, cache names, .onnx files and MODEL_NOT_FOUND", async () => {
   const cacheDir = await Deno.makeTempDir();
   try {
-    const fixture = join(FIXTURES, "tiny-cpsam.pt");
-    assertEquals(await resolveModel(fixture, { cacheDir }), {
-      name: "tiny-cpsam",
-      path: fixture,
-      kind: "checkpoint",
+    await withEnv({ CELLPOSE_MODEL_URL: undefined }, async () => {
+      const fixture = join(FIXTURES, "tiny-cpsam.pt");
+      assertEquals(await resolveModel(fixture, { cacheDir }), {
+        name: "tiny-cpsam",
+        path: fixture,
+        kind: "checkpoint",
+      });
+      await Deno.writeFile(join(cacheDir, "mine"), TINY);
+      await Deno.writeTextFile(join(cacheDir, "other.onnx"), "");
+      assertEquals(await resolveModel("mine", { cacheDir }), {
+        name: "mine",
+        path: join(cacheDir, "mine"),
+        kind: "checkpoint",
+      });
+      assertEquals((await resolveModel("other", { cacheDir })).kind, "onnx");
+      const missing = await assertRejects(
+        () => resolveModel("/no/such/dir/model.pt", { cacheDir }),
+        CellposeError,
+        "model file /no/such/dir/model.pt not found",
+      );
+      assertEquals([missing.code, missing.value], ["MODEL_NOT_FOUND", "/no/such/dir/model.pt"]);
+      const unknown = await assertRejects(
+        () => resolveModel("nope", { cacheDir }),
+        CellposeError,
+        `model "nope" is neither a file nor a model in the cache ${cacheDir}`,
+      );
+      assertEquals(unknown.code, "MODEL_NOT_FOUND");
+      assert(unknown.message.includes("mine, other, cpsam"), unknown.message);
+      const notHosted = await assertRejects(
+        () => downloadModel("cyto9", { cacheDir }),
+        CellposeError,
+        'no downloadable model "cyto9": known names are cpsam',
+      );
+      assertEquals(notHosted.code, "MODEL_NOT_FOUND");
+      await assertRejects(
+        () => resolveModel("cpsam", { cacheDir, download: false }),
+        CellposeError,
+        "is neither a file nor a model in the cache",
+      );
     });
-    await Deno.writeFile(join(cacheDir, "mine"), TINY);
-    await Deno.writeTextFile(join(cacheDir, "other.onnx"), "");
-    assertEquals(await resolveModel("mine", { cacheDir }), {
-      name: "mine",
-      path: join(cacheDir, "mine"),
-      kind: "checkpoint",
-    });
-    assertEquals((await resolveModel("other", { cacheDir })).kind, "onnx");
-    const missing = await assertRejects(
-      () => resolveModel("/no/such/dir/model.pt", { cacheDir }),
-      CellposeError,
-      "model file /no/such/dir/model.pt not found",
-    );
-    assertEquals([missing.code, missing.value], ["MODEL_NOT_FOUND", "/no/such/dir/model.pt"]);
-    const unknown = await assertRejects(
-      () => resolveModel("nope", { cacheDir }),
-      CellposeError,
-      `model "nope" is neither a file nor a model in the cache ${cacheDir}`,
-    );
-    assertEquals(unknown.code, "MODEL_NOT_FOUND");
-    assert(unknown.message.includes("mine, other, cpsam"), unknown.message);
-    const notHosted = await assertRejects(
-      () => downloadModel("cyto9", { cacheDir }),
-      CellposeError,
-      'no downloadable model "cyto9": known names are cpsam',
-    );
-    assertEquals(notHosted.code, "MODEL_NOT_FOUND");
-    await assertRejects(
-      () => resolveModel("cpsam", { cacheDir, download: false }),
-      CellposeError,
-      "is neither a file nor a model in the cache",
-    );
   } finally {
     await Deno.remove(cacheDir, { recursive: true });
   }
