@@ -17,13 +17,16 @@ import { downloadModel, listModels, modelsDir, resolveModel } from "../models/st
 const TINY = await Deno.readFile(join(FIXTURES, "tiny-cpsam.pt"));
 const TINY_SHA = createHash("sha256").update(TINY).digest("hex");
 
-/** A local model server: serves TINY as /<any name> except /missing, honours `Range`. */
-function serveModels(options: { cutAt?: number } = {}) {
+/**
+ * A local model server: serves TINY as /<any name> except /missing, honours `Range` (unless
+ * `ignoreRange`), and cuts the first response after `cutAt` bytes.
+ */
+function serveModels(options: { cutAt?: number; ignoreRange?: boolean } = {}) {
   const ranges: (string | null)[] = [];
   let cutAt = options.cutAt;
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
-    const range = req.headers.get("range");
-    ranges.push(range);
+    const range = options.ignoreRange ? null : req.headers.get("range");
+    ranges.push(req.headers.get("range"));
     if (new URL(req.url).pathname === "/missing") return new Response("no", { status: 404 });
     const start = range ? Number(/^bytes=(\d+)-$/.exec(range)![1]) : 0;
     const body = TINY.subarray(start);
@@ -146,6 +149,19 @@ Deno.test("an interrupted download is kept as .part and resumed with Range", asy
     assert(/^bytes=\d+-$/.test(srv.ranges[1]!), String(srv.ranges[1]));
     assertEquals(await Deno.readFile(got.path), TINY);
     await assertRejects(() => Deno.stat(join(cacheDir, "cpsam.part")), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("a server without Range support restarts the partial file", async () => {
+  await using srv = serveModels({ ignoreRange: true });
+  const cacheDir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(join(cacheDir, "cpsam.part"), new Uint8Array(1000).fill(255));
+    const got = await downloadModel("cpsam", { cacheDir, baseUrl: srv.url, sha256: TINY_SHA });
+    assertEquals(srv.ranges, ["bytes=1000-"]);
+    assertEquals(await Deno.readFile(got.path), TINY);
   } finally {
     await Deno.remove(cacheDir, { recursive: true });
   }
