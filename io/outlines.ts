@@ -6,8 +6,7 @@
  * contours of 4 points or fewer become empty.
  *
  * Also here: the `_cp_outlines.txt` text (one line `x1,y1,x2,y2,...` per mask) and the outline
- * overlay PNG (the image scaled to 8 bits between its 1st and 99th percentiles, outline pixels
- * red, as cellpose's `save_masks(save_outlines=True)`).
+ * overlay PNG (outline pixels red on the image, as cellpose's `save_masks(save_outlines=True)`).
  *
  * @example
  * ```ts
@@ -191,9 +190,10 @@ export function outlinePixels(masks: NdArray<NumericArray>): NdArray<Uint8Array>
 }
 
 /**
- * An RGB PNG of the image with the mask outlines drawn in red. `image` is `[H, W]` grey or
- * `[H, W, C]` (or `[C, H, W]` with `channelAxis: 0`); C = 1 is grey, the first 3 channels are
- * shown as RGB. Display scaling: 1st to 99th percentile of all values mapped to 0..255.
+ * An RGB PNG of the image with the mask outlines drawn in red, as cellpose's
+ * `save_masks(save_outlines=True)`. `image` is `[H, W]` or `[H, W, C]` (or `[C, H, W]` with
+ * `channelAxis: 0`). Fewer than 3 channels: their mean scaled from its 1st..99th percentile to
+ * 0..255, as grey; 3 or more: the first three as RGB, as they are (or x255 when at most 50).
  *
  * @example
  * ```ts
@@ -223,17 +223,31 @@ export function outlineOverlayPng(
       image.shape,
     );
   }
-  const [lo, hi] = percentiles(Float32Array.from(image.data), [1, 99]);
-  const scale = hi > lo ? 255 / (hi - lo) : 0;
-  const at = (y: number, x: number, k: number) =>
-    cAxis === 0 ? image.data[(k * h + y) * w + x] : image.data[(y * w + x) * c + k];
+  const at = (i: number, k: number) => image.data[cAxis === 0 ? k * h * w + i : i * c + k];
   const rgb = new Uint8Array(h * w * 3);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
+  const byte = (v: number) => Math.max(0, Math.min(255, Math.floor(v)));
+  if (c < 3) {
+    // cellpose plot.image_to_rgb with channels [0, 0]: channel mean, normalize99, clip, x255
+    const grey = new Float32Array(h * w);
+    for (let i = 0; i < h * w; i++) {
+      let sum = 0;
+      for (let k = 0; k < c; k++) sum += at(i, k);
+      grey[i] = sum / c;
+    }
+    let [lo, hi] = percentiles(grey.slice(), [1, 99]);
+    if (grey.every((v) => v === grey[0])) lo = 0, hi = 1; // np.ptp == 0: left unscaled
+    for (let i = 0; i < h * w; i++) {
+      const v = byte(Math.max(0, Math.min(1, (grey[i] - lo) / (hi - lo))) * 255);
+      rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = v;
+    }
+  } else {
+    // colour: used as is, or x255 when its values look normalised (max <= 50)
+    let max = -Infinity;
+    for (const v of image.data) if (v > max) max = v;
+    for (let i = 0; i < h * w; i++) {
       for (let k = 0; k < 3; k++) {
-        const src = c === 1 ? 0 : k;
-        const v = src < c ? (at(y, x, src) - lo) * scale : 0;
-        rgb[(y * w + x) * 3 + k] = Math.max(0, Math.min(255, Math.round(v)));
+        const v = at(i, k);
+        rgb[3 * i + k] = max <= 50 ? byte(Math.max(0, Math.min(1, v)) * 255) : byte(v);
       }
     }
   }

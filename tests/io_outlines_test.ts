@@ -61,9 +61,23 @@ Deno.test("outline overlay: red outline pixels on the scaled grey image", () => 
   assertEquals([png.axes, png.image.shape], ["YXC", [10, 10, 3]]);
   const px = (i: number) => Array.from(png.image.data.subarray(3 * i, 3 * i + 3));
   assertEquals(px(2 * 10 + 3), [255, 0, 0]); // outline
-  assertEquals(px(3 * 10 + 4), [87, 87, 87]); // interior: (34 - 0.99) / (98.01 - 0.99) * 255
+  assertEquals(px(3 * 10 + 4), [86, 86, 86]); // interior: floor((34 - 0.99) / (98.01 - 0.99) * 255)
   assertEquals(px(0), [0, 0, 0]); // below the 1st percentile
   assertEquals(px(99), [255, 255, 255]);
+});
+
+Deno.test("outline overlay: 8-bit RGB is drawn as it is, CYX too", () => {
+  const rgb = { data: Uint8Array.from({ length: 4 * 5 * 3 }, (_, i) => 60 + i), shape: [4, 5, 3] };
+  const cyx = { data: new Uint8Array(60), shape: [3, 4, 5] };
+  for (let p = 0; p < 20; p++) {
+    for (let k = 0; k < 3; k++) cyx.data[k * 20 + p] = rgb.data[p * 3 + k];
+  }
+  const masks = { data: new Uint16Array(20), shape: [4, 5] };
+  masks.data.fill(2, 0, 3);
+  const a = readPng(outlineOverlayPng(rgb, masks), "a.png").image.data;
+  assertEquals(Array.from(a.subarray(0, 3)), [255, 0, 0]);
+  assertEquals(Array.from(a.subarray(3 * 7, 3 * 8)), [81, 82, 83]);
+  assertEquals(readPng(outlineOverlayPng(cyx, masks, { channelAxis: 0 }), "b.png").image.data, a);
 });
 
 Deno.test("outlines: bad shapes are refused", () => {
