@@ -1,10 +1,12 @@
 /**
- * Output file names as cellpose v4 makes them for an input image `<dir>/<base>.<ext>`:
- * masks `<savedir>/<base>_cp_masks<suffix>.tif|.png`, outlines text
- * `<savedir>/<base>_cp_outlines.txt`, overlay `<savedir>/<base>_outlines<suffix>.png`, flows
- * `<savedir>/<base>_flows<suffix>.tif`, and beside the image (cellpose writes these next to the
- * input whatever `savedir` is) the `_seg.npy` and the ImageJ `_rois.zip`. Cell probability is
- * not saved by cellpose's CLI; `<base>_cellprob<suffix>.tif` follows the same pattern.
+ * Output file names as cellpose v4 makes them for an input image `<dir>/<base>.<ext>`
+ * (`io.save_masks` with its default `suffix="_cp_masks"`): masks
+ * `<savedir>/<base><suffix>.tif|.png`, outlines text `<savedir>/<base>_cp_outlines.txt`,
+ * overlay `<savedir>/<base>_outlines<suffix>.png`, RGB flow picture
+ * `<savedir>/<base>_flows<suffix>.tif`, raw flows `<savedir>/<base>_dP<suffix>.tif`; and beside
+ * the image, whatever `savedir` is (as cellpose writes them), `<base>_seg.npy` and the ImageJ
+ * `<base>_rois.zip`. Not saved by cellpose but named the same way here: cell probability
+ * `_cellprob<suffix>.tif` and the per-mask table `_stats<suffix>.csv`.
  *
  * @example
  * ```ts
@@ -25,13 +27,14 @@ export interface OutputNames {
   outlinesTxt: string;
   overlayPng: string;
   flowsTif: string;
+  dpTif: string;
   cellprobTif: string;
+  statsCsv: string;
   seg: string;
   rois: string;
-  statsCsv: string;
 }
 
-/** Output names for `imagePath`; `savedir` defaults to the image's folder, `suffix` to "". */
+/** Output names for `imagePath`; `savedir` defaults to the image's folder, `suffix` to "_cp_masks". */
 export function outputNames(
   imagePath: string,
   options: { savedir?: string; suffix?: string } = {},
@@ -39,18 +42,19 @@ export function outputNames(
   const dir = dirname(imagePath);
   const base = basename(imagePath, extname(imagePath));
   const out = options.savedir ?? dir;
-  const sfx = options.suffix ?? "";
+  const sfx = options.suffix ?? "_cp_masks";
   const at = (folder: string, tail: string) => join(folder, base + tail);
   return {
     base,
-    masksTif: at(out, `_cp_masks${sfx}.tif`),
-    masksPng: at(out, `_cp_masks${sfx}.png`),
+    masksTif: at(out, `${sfx}.tif`),
+    masksPng: at(out, `${sfx}.png`),
     outlinesTxt: at(out, "_cp_outlines.txt"),
     overlayPng: at(out, `_outlines${sfx}.png`),
     flowsTif: at(out, `_flows${sfx}.tif`),
+    dpTif: at(out, `_dP${sfx}.tif`),
     cellprobTif: at(out, `_cellprob${sfx}.tif`),
+    statsCsv: at(out, `_stats${sfx}.csv`),
     seg: at(dir, "_seg.npy"),
     rois: at(dir, "_rois.zip"),
-    statsCsv: at(out, `_cp_stats${sfx}.csv`),
   };
 }

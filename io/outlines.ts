@@ -193,7 +193,9 @@ export function outlinePixels(masks: NdArray<NumericArray>): NdArray<Uint8Array>
  * An RGB PNG of the image with the mask outlines drawn in red, as cellpose's
  * `save_masks(save_outlines=True)`. `image` is `[H, W]` or `[H, W, C]` (or `[C, H, W]` with
  * `channelAxis: 0`). Fewer than 3 channels: their mean scaled from its 1st..99th percentile to
- * 0..255, as grey; 3 or more: the first three as RGB, as they are (or x255 when at most 50).
+ * 0..255, as grey (cellpose's `image_to_rgb`); 3 or more: the first three as RGB, scaled from
+ * the whole image's 1st..99th percentile. (cellpose's own colour branch turns the normalised
+ * image into 0/1 bytes, `np.uint8(np.clip(img0 * 255, 0, 1))`, an evident slip not copied.)
  *
  * @example
  * ```ts
@@ -241,13 +243,11 @@ export function outlineOverlayPng(
       rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = v;
     }
   } else {
-    // colour: used as is, or x255 when its values look normalised (max <= 50)
-    let max = -Infinity;
-    for (const v of image.data) if (v > max) max = v;
+    // colour: the first three channels, normalize99 over the whole image, clip, x255
+    const [lo, hi] = percentiles(Float32Array.from(image.data), [1, 99]);
     for (let i = 0; i < h * w; i++) {
       for (let k = 0; k < 3; k++) {
-        const v = at(i, k);
-        rgb[3 * i + k] = max <= 50 ? byte(Math.max(0, Math.min(1, v)) * 255) : byte(v);
+        rgb[3 * i + k] = byte(Math.max(0, Math.min(1, (at(i, k) - lo) / (hi - lo))) * 255);
       }
     }
   }

@@ -68,17 +68,19 @@ Deno.test("names: cellpose's output file names", () => {
     masksTif: "/data/img01.ome_cp_masks.tif",
     masksPng: "/data/img01.ome_cp_masks.png",
     outlinesTxt: "/data/img01.ome_cp_outlines.txt",
-    overlayPng: "/data/img01.ome_outlines.png",
-    flowsTif: "/data/img01.ome_flows.tif",
-    cellprobTif: "/data/img01.ome_cellprob.tif",
+    overlayPng: "/data/img01.ome_outlines_cp_masks.png",
+    flowsTif: "/data/img01.ome_flows_cp_masks.tif",
+    dpTif: "/data/img01.ome_dP_cp_masks.tif",
+    cellprobTif: "/data/img01.ome_cellprob_cp_masks.tif",
+    statsCsv: "/data/img01.ome_stats_cp_masks.csv",
     seg: "/data/img01.ome_seg.npy",
     rois: "/data/img01.ome_rois.zip",
-    statsCsv: "/data/img01.ome_cp_stats.csv",
   });
   const n = outputNames("img.png", { savedir: "/out", suffix: "_v2" });
-  assertEquals([n.masksTif, n.outlinesTxt, n.seg, n.rois], [
-    "/out/img_cp_masks_v2.tif",
+  assertEquals([n.masksTif, n.outlinesTxt, n.overlayPng, n.seg, n.rois], [
+    "/out/img_v2.tif",
     "/out/img_cp_outlines.txt",
+    "/out/img_outlines_v2.png",
     "img_seg.npy",
     "img_rois.zip",
   ]);
