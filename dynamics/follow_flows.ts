@@ -4,9 +4,10 @@
  * operation by operation in float32 (`Math.fround`), so that final positions match the
  * reference's truncated integers. See {@link DynamicsBackend.followFlows} for the semantics.
  *
- * Each point is integrated on its own; a point whose state repeats with period 1 or 2 has
- * reached a cycle, and its final state is read off without running the remaining steps (exact:
- * the state is the point's coordinates alone).
+ * Points advance in blocks (so that their independent float chains overlap on the CPU). A point
+ * whose state repeats has entered a cycle (Brent's detection, plus an immediate check for periods
+ * 1 and 2), and only the remainder of its steps modulo the period is run: exact, since the state
+ * is the point's coordinates alone.
  *
  * @example
  * ```ts
@@ -80,48 +81,112 @@ function follow2D(
   }
   const lym1 = f(ly - 1), lxm1 = f(lx - 1);
   const hy = ly / 2, hx = lx / 2;
-  const out = new Int32Array(2 * cells.length);
-  for (let j = 0; j < cells.length; j++) {
-    const c = cells[j];
-    let uy = normalise(Math.floor(c / lx), lym1);
-    let ux = normalise(c % lx, lxm1);
-    let py = NaN, px = NaN; // state two steps ago
-    for (let t = 0; t < niter; t++) {
-      // grid_sample, vectorised CPU kernel: ((u + 1) * L/2) - 0.5, bilinear, zero padding
-      const iy = f(f(f(uy + 1) * hy) - 0.5);
-      const ix = f(f(f(ux + 1) * hx) - 0.5);
-      const y0 = Math.floor(iy), x0 = Math.floor(ix);
-      const nn = f(iy - y0), w = f(ix - x0);
-      const s = f(1 - nn), e = f(1 - w);
-      const wnw = f(s * e), wne = f(s * w), wsw = f(nn * e), wse = f(nn * w);
-      let ax = 0, ay = 0; // nw
-      let bx = 0, by = 0; // ne
-      let cx = 0, cy = 0; // sw
-      let dx = 0, dy = 0; // se
-      const yIn0 = y0 >= 0 && y0 < ly, yIn1 = y0 + 1 >= 0 && y0 + 1 < ly;
-      const xIn0 = x0 >= 0 && x0 < lx, xIn1 = x0 + 1 >= 0 && x0 + 1 < lx;
-      const k = 2 * (y0 * lx + x0);
-      if (yIn0 && xIn0) (ax = im[k]), (ay = im[k + 1]);
-      if (yIn0 && xIn1) (bx = im[k + 2]), (by = im[k + 3]);
-      if (yIn1 && xIn0) (cx = im[k + 2 * lx]), (cy = im[k + 2 * lx + 1]);
-      if (yIn1 && xIn1) (dx = im[k + 2 * lx + 2]), (dy = im[k + 2 * lx + 3]);
-      const gx = f(f(f(f(ax * wnw) + f(bx * wne)) + f(cx * wsw)) + f(dx * wse));
-      const gy = f(f(f(f(ay * wnw) + f(by * wne)) + f(cy * wsw)) + f(dy * wse));
-      const nx = clamp1(f(ux + gx)), ny = clamp1(f(uy + gy));
-      if (nx === ux && ny === uy) break; // fixed point
-      if (nx === px && ny === py) {
-        // 2-cycle: the state alternates; an even number of steps left after this one lands on
-        // (nx, ny), an odd number on the current state
-        if ((niter - t - 1) % 2 === 0) (ux = nx), (uy = ny);
-        break;
-      }
-      px = ux, py = uy;
-      ux = nx, uy = ny;
+  const np = cells.length;
+  const B = 256;
+  // per point of a block: state, previous state, checkpoint (Brent's cycle detection)
+  const uy = new Float64Array(B), ux = new Float64Array(B);
+  const qy = new Float64Array(B), qx = new Float64Array(B);
+  const cy = new Float64Array(B), cx = new Float64Array(B);
+  const ct = new Int32Array(B), power = new Int32Array(B), lam = new Int32Array(B);
+  const active = new Int32Array(B);
+  const st = new Float64Array(2);
+  const out = new Int32Array(2 * np);
+  for (let b0 = 0; b0 < np; b0 += B) {
+    const nb = Math.min(B, np - b0);
+    for (let j = 0; j < nb; j++) {
+      const c = cells[b0 + j];
+      uy[j] = cy[j] = normalise(Math.floor(c / lx), lym1);
+      ux[j] = cx[j] = normalise(c % lx, lxm1);
+      qy[j] = qx[j] = NaN;
+      ct[j] = lam[j] = 0;
+      power[j] = 1;
+      active[j] = j;
     }
-    out[2 * j] = unnormalise(uy, lym1);
-    out[2 * j + 1] = unnormalise(ux, lxm1);
+    let nActive = nb;
+    // the points of a block advance together: their dependency chains overlap on the CPU
+    for (let t = 0; t < niter && nActive > 0; t++) {
+      let kept = 0;
+      const done = t + 1; // steps taken after this one
+      for (let a = 0; a < nActive; a++) {
+        const j = active[a];
+        const oy = uy[j], ox = ux[j];
+        step2D(im, ly, lx, hy, hx, oy, ox, st);
+        const ny = st[0], nx = st[1];
+        if (ny === oy && nx === ox) continue; // fixed point
+        if (ny === qy[j] && nx === qx[j]) {
+          // 2-cycle: an even number of steps left lands on the new state, an odd one on the old
+          if ((niter - done) % 2 === 0) (uy[j] = ny), (ux[j] = nx);
+          continue;
+        }
+        uy[j] = ny, ux[j] = nx;
+        if (ny === cy[j] && nx === cx[j]) {
+          // periodic since the checkpoint: only the remainder of the steps matters
+          const left = (niter - done) % (done - ct[j]);
+          let py = ny, px = nx;
+          for (let r = 0; r < left; r++) {
+            step2D(im, ly, lx, hy, hx, py, px, st);
+            py = st[0], px = st[1];
+          }
+          uy[j] = py, ux[j] = px;
+          continue;
+        }
+        qy[j] = oy, qx[j] = ox;
+        if (++lam[j] === power[j]) {
+          cy[j] = ny, cx[j] = nx, ct[j] = done, power[j] *= 2, lam[j] = 0;
+        }
+        active[kept++] = j;
+      }
+      nActive = kept;
+    }
+    for (let j = 0; j < nb; j++) {
+      out[2 * (b0 + j)] = unnormalise(uy[j], lym1);
+      out[2 * (b0 + j) + 1] = unnormalise(ux[j], lxm1);
+    }
   }
   return out;
+}
+
+/** One Euler step in normalised coordinates: `st = [uy, ux]` after the step. */
+function step2D(
+  im: Float32Array,
+  ly: number,
+  lx: number,
+  hy: number,
+  hx: number,
+  uy: number,
+  ux: number,
+  st: Float64Array,
+): void {
+  // grid_sample, vectorised CPU kernel: ((u + 1) * L/2) - 0.5, bilinear, zero padding
+  // (- 0.5 is exact in float32 here; so are i - floor(i) and 1 - that when i >= 0.5)
+  const iy = f(f(uy + 1) * hy) - 0.5;
+  const ix = f(f(ux + 1) * hx) - 0.5;
+  const y0 = ((iy + 1) | 0) - 1, x0 = ((ix + 1) | 0) - 1; // floor, as i >= -0.5
+  let nn = iy - y0, w = ix - x0, s = 1 - nn, e = 1 - w;
+  if (iy < 0.5) (nn = f(nn)), (s = f(1 - nn));
+  if (ix < 0.5) (w = f(w)), (e = f(1 - w));
+  const wnw = f(s * e), wne = f(s * w), wsw = f(nn * e), wse = f(nn * w);
+  const k = 2 * (y0 * lx + x0);
+  let gx, gy;
+  if (y0 >= 0 && x0 >= 0 && y0 + 1 < ly && x0 + 1 < lx) {
+    const k2 = k + 2 * lx;
+    gx = f(f(f(f(im[k] * wnw) + f(im[k + 2] * wne)) + f(im[k2] * wsw)) + f(im[k2 + 2] * wse));
+    gy = f(
+      f(f(f(im[k + 1] * wnw) + f(im[k + 3] * wne)) + f(im[k2 + 1] * wsw)) + f(im[k2 + 3] * wse),
+    );
+  } else {
+    let ax = 0, ay = 0, bx = 0, by = 0, cx = 0, cy = 0, dx = 0, dy = 0;
+    const yIn0 = y0 >= 0 && y0 < ly, yIn1 = y0 + 1 < ly;
+    const xIn0 = x0 >= 0 && x0 < lx, xIn1 = x0 + 1 < lx;
+    if (yIn0 && xIn0) (ax = im[k]), (ay = im[k + 1]);
+    if (yIn0 && xIn1) (bx = im[k + 2]), (by = im[k + 3]);
+    if (yIn1 && xIn0) (cx = im[k + 2 * lx]), (cy = im[k + 2 * lx + 1]);
+    if (yIn1 && xIn1) (dx = im[k + 2 * lx + 2]), (dy = im[k + 2 * lx + 3]);
+    gx = f(f(f(f(ax * wnw) + f(bx * wne)) + f(cx * wsw)) + f(dx * wse));
+    gy = f(f(f(f(ay * wnw) + f(by * wne)) + f(cy * wsw)) + f(dy * wse));
+  }
+  st[0] = clamp1(f(uy + gy));
+  st[1] = clamp1(f(ux + gx));
 }
 
 function follow3D(
