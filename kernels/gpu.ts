@@ -21,7 +21,7 @@ import { CellposeError } from "../core/errors.ts";
 export const WORKGROUP = 64;
 
 let cached: Promise<GPUDevice | null> | undefined;
-const software = new WeakSet<GPUDevice>();
+const infos = new WeakMap<GPUDevice, GPUAdapterInfo>();
 
 /**
  * The shared device, requested once with the adapter's `maxBufferSize`,
@@ -44,16 +44,19 @@ async function requestDevice(): Promise<GPUDevice | null> {
     requiredLimits: { maxBufferSize, maxStorageBufferBindingSize, maxStorageBuffersPerShaderStage },
   }).catch(() => null);
   if (!device) return null;
-  if (adapter.info.isFallbackAdapter) software.add(device);
+  infos.set(device, adapter.info);
   device.lost.then(() => {
     cached = undefined;
   });
   return device;
 }
 
-/** Whether `device` comes from a software (fallback) adapter such as llvmpipe. */
-export function isSoftwareDevice(device: GPUDevice): boolean {
-  return software.has(device);
+/**
+ * The adapter behind a device of {@link gpuDevice} (kept at creation: reading
+ * `device.adapterInfo` later can crash Deno once the adapter object is collected).
+ */
+export function adapterInfo(device: GPUDevice): GPUAdapterInfo | undefined {
+  return infos.get(device);
 }
 
 /** A storage buffer holding `data` (or `bytes` zeroed bytes), also usable as copy source. */

@@ -6,20 +6,18 @@
 // Heat is double-float ("df64"): hi + lo in two f32, about 48 significant bits, because the
 // reference diffuses in float64 and the flows are differences of nearly equal heats.
 //
-// The host prepends: `OFFSETS` (the stencil as (dz, dy, dx), self first), `STENCIL` (its size,
-// 9 or 7), and the chunked accessors `pixels_get` (u32: linear index of each mask pixel, one
-// invocation each), `labels_get` (u32, bit 31 = mask centre), `heat_in_get` and `heat_out_set`
-// (vec2<f32>), bound from @binding(1) on.
+// One invocation per mask pixel. The host prepends `STENCIL` (9 in 2D, 7 in 3D) and the chunked
+// accessors, bound from @binding(1) on: `pixels_get` (linear index of each mask pixel),
+// `links_get` (per mask pixel: bit s = stencil neighbour s has the same label, bit 16 + s = that
+// neighbour is its mask's centre), `heat_in_get` and `heat_out_set` (vec2<f32>, per pixel).
 
 struct Params {
-  size: vec4<u32>, // Lz, Ly, Lx (Lz = 1 in 2D)
+  offsets: array<vec4<i32>, 3>, // linear offset of stencil neighbour s in offsets[s / 4][s % 4]
   one: f32, // 1.0, read at run time so that compilers cannot fold the df64 error terms away
   count: u32, // number of mask pixels
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-
-const CENTRE: u32 = 0x80000000u;
 
 // a + b = s + e exactly (Knuth's two-sum)
 fn two_sum(a: f32, b: f32) -> vec2<f32> {
@@ -54,27 +52,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (k >= P.count) {
     return;
   }
-  let i = pixels_get(k);
-  let size = vec3<i32>(P.size.xyz);
-  let label = labels_get(i) & ~CENTRE;
-  let plane = P.size.y * P.size.z;
-  let here = vec3<i32>(vec3<u32>(i / plane, (i % plane) / P.size.z, i % P.size.z));
+  let i = i32(pixels_get(k));
+  let links = links_get(k);
   var sum = vec2<f32>(0.0);
   for (var s = 0u; s < STENCIL; s++) {
-    let q = here + OFFSETS[s];
-    if (any(q < vec3<i32>(0)) || any(q >= size)) {
+    if ((links & (1u << s)) == 0u) {
       continue;
     }
-    let j = (u32(q.x) * P.size.y + u32(q.y)) * P.size.z + u32(q.z);
-    let other = labels_get(j);
-    if ((other & ~CENTRE) != label) {
-      continue;
-    }
-    var t = heat_in_get(j);
-    if (other >= CENTRE) {
+    var t = heat_in_get(u32(i + P.offsets[s / 4u][s % 4u]));
+    if ((links & (0x10000u << s)) != 0u) {
       t = df_add(t, vec2<f32>(1.0, 0.0));
     }
     sum = df_add(sum, t);
   }
-  heat_out_set(i, df_div(sum, f32(STENCIL)));
+  heat_out_set(u32(i), df_div(sum, f32(STENCIL)));
 }

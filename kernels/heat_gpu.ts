@@ -32,23 +32,19 @@ import {
   workgroupGrid,
 } from "./gpu.ts";
 
-/** Mask-centre flag in the label buffer the kernel reads. */
-const CENTRE = 0x80000000;
-
 /** The reference's stencils as (dz, dy, dx), self first, in its summation order. */
 const STENCILS: Record<number, number[][]> = {
-  2: [[0, 0, 0], [0, -1, 0], [0, 1, 0], [0, 0, -1], [0, 0, 1], [0, -1, -1], [0, -1, 1], [
+  2: [[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1], [-1, -1], [-1, 1], [1, -1], [1, 1]].map((o) => [
     0,
-    1,
-    -1,
-  ], [0, 1, 1]],
+    ...o,
+  ]),
   3: [[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
 };
 
 /**
  * Runs `niter` diffusion iterations of all masks on the GPU.
  *
- * @param labels `[Ly, Lx]` or `[Lz, Ly, Lx]` labels (0 = background, below 2^31)
+ * @param labels `[Ly, Lx]` or `[Lz, Ly, Lx]` labels (0 = background)
  * @param shape the labels' shape
  * @param centers one linear index per mask, inside its mask
  * @param niter iterations
@@ -63,46 +59,41 @@ export async function diffuseHeatGpu(
   options: GpuRunOptions = {},
 ): Promise<Float64Array> {
   const n = checkArgs(labels, shape, centers, niter);
-  const flagged = labels.slice();
-  for (const c of centers) flagged[c] |= CENTRE;
-  let count = 0;
-  for (let i = 0; i < n; i++) if (labels[i] !== 0) count++;
-  const pixels = new Uint32Array(count);
-  for (let i = 0, k = 0; i < n; i++) if (labels[i] !== 0) pixels[k++] = i;
+  const [lz, ly, lx] = shape.length === 2 ? [1, ...shape] : shape;
+  const stencil = STENCILS[shape.length];
+  const { pixels, links } = maskLinks(labels, [lz, ly, lx], centers, stencil);
+  const count = pixels.length;
 
   const maxBinding = options.maxBindingBytes ?? device.limits.maxStorageBufferBindingSize;
   const layouts = [
     chunkLayout(device, count, 4, maxBinding),
-    chunkLayout(device, n, 4, maxBinding),
+    chunkLayout(device, count, 4, maxBinding),
     chunkLayout(device, n, 8, maxBinding),
     chunkLayout(device, n, 8, maxBinding),
   ];
-  const names = ["pixels", "labels", "heat_in", "heat_out"];
+  const names = ["pixels", "links", "heat_in", "heat_out"];
   const first = [1];
   for (const l of layouts) first.push(first[first.length - 1] + l.chunks);
-  const stencil = STENCILS[shape.length];
   const code = `const STENCIL: u32 = ${stencil.length}u;\n` +
-    `const OFFSETS = array(${stencil.map((o) => `vec3<i32>(${o})`).join(", ")});\n` +
     layouts.map((l, k) => chunkedWgsl(names[k], l, k < 2 ? "u32" : "vec2<f32>", k === 3, first[k]))
       .join("") +
     await wgslSource("heat.wgsl");
   const pipeline = computePipeline(device, code);
 
-  const dims = shape.length === 2 ? [1, ...shape] : [...shape];
-  const params = new Uint32Array(8);
-  params.set(dims);
-  new Float32Array(params.buffer)[4] = 1;
-  params[5] = count;
+  const params = new Int32Array(16);
+  stencil.forEach(([dz, dy, dx], s) => params[s] = (dz * ly + dy) * lx + dx);
+  new Float32Array(params.buffer)[12] = 1;
+  params[13] = count;
   const paramBuf = uniformBuffer(device, params);
   const pixelBuf = storageBuffer(device, pixels);
-  const labelBuf = storageBuffer(device, flagged);
+  const linkBuf = storageBuffer(device, links);
   const heat = [storageBuffer(device, n * 8), storageBuffer(device, n * 8)];
   const groups = [0, 1].map((k) =>
     device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: [
         { binding: 0, resource: { buffer: paramBuf } },
-        ...[pixelBuf, labelBuf, heat[k], heat[1 - k]].flatMap((b, j) =>
+        ...[pixelBuf, linkBuf, heat[k], heat[1 - k]].flatMap((b, j) =>
           chunkedEntries(b, layouts[j], first[j])
         ),
       ],
@@ -119,10 +110,49 @@ export async function diffuseHeatGpu(
   pass.end();
   device.queue.submit([encoder.finish()]);
   const pairs = new Float32Array(await readBuffer(device, heat[niter % 2], n * 8));
-  for (const b of [paramBuf, pixelBuf, labelBuf, ...heat]) b.destroy();
+  for (const b of [paramBuf, pixelBuf, linkBuf, ...heat]) b.destroy();
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) out[i] = pairs[2 * i] + pairs[2 * i + 1];
   return out;
+}
+
+/**
+ * The mask pixels and, per mask pixel, which stencil neighbours share its label (bit s) and which
+ * of those is its mask's centre (bit 16 + s): all the label information the kernel needs.
+ */
+function maskLinks(
+  labels: Uint32Array,
+  [lz, ly, lx]: number[],
+  centers: Uint32Array,
+  stencil: number[][],
+): { pixels: Uint32Array; links: Uint32Array } {
+  const isCentre = new Uint8Array(labels.length);
+  for (const c of centers) isCentre[c] = 1;
+  let count = 0;
+  for (let i = 0; i < labels.length; i++) if (labels[i] !== 0) count++;
+  const pixels = new Uint32Array(count);
+  const links = new Uint32Array(count);
+  let k = 0;
+  for (let z = 0, i = 0; z < lz; z++) {
+    for (let y = 0; y < ly; y++) {
+      for (let x = 0; x < lx; x++, i++) {
+        const label = labels[i];
+        if (label === 0) continue;
+        let bits = 0;
+        stencil.forEach(([dz, dy, dx], s) => {
+          const qz = z + dz, qy = y + dy, qx = x + dx;
+          if (qz < 0 || qy < 0 || qx < 0 || qz >= lz || qy >= ly || qx >= lx) return;
+          const q = (qz * ly + qy) * lx + qx;
+          if (labels[q] !== label) return;
+          bits |= 1 << s;
+          if (isCentre[q]) bits |= 1 << (16 + s);
+        });
+        pixels[k] = i;
+        links[k++] = bits >>> 0;
+      }
+    }
+  }
+  return { pixels, links };
 }
 
 function checkArgs(
@@ -149,15 +179,6 @@ function checkArgs(
   for (const c of centers) {
     if (!(c < n) || labels[c] === 0) {
       throw new CellposeError("BAD_VALUE", `centre ${c} is not a mask pixel`, c);
-    }
-  }
-  for (let i = 0; i < n; i++) {
-    if (labels[i] >= CENTRE) {
-      throw new CellposeError(
-        "BAD_VALUE",
-        `labels must be below 2^31, got ${labels[i]}`,
-        labels[i],
-      );
     }
   }
   if (!Number.isInteger(niter) || niter < 0) {
