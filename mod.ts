@@ -57,3 +57,4 @@ export {
 } from "./io/outlines.ts";
 export { type MaskStat, maskStats, statsCsv } from "./io/stats.ts";
 export { type OutputNames, outputNames } from "./io/names.ts";
+export { gpuBackend, type GpuBackendOptions } from "./kernels/backend_gpu.ts";
