@@ -6,7 +6,6 @@
  * import { type Command, EXIT } from "./command.ts";
  * const hello: Command = {
  *   name: "hello",
- *   summary: "prints hello",
  *   help: "Usage: cellpose hello",
  *   run: () => {
  *     console.log("hello");
@@ -33,8 +32,6 @@ export const EXIT = {
 /** A subcommand of `cellpose`. */
 export interface Command {
   name: string;
-  /** one line for the command list */
-  summary: string;
   /** the full `--help` text */
   help: string;
   /** runs with the arguments after the command name; resolves to the exit code */

@@ -1,0 +1,315 @@
+/**
+ * `cellpose segment <files|folders|globs>`: segments images with one model load, writes
+ * cellpose's output files, and keeps going when one file fails.
+ *
+ * @example
+ * ```ts
+ * import { segmentCommand } from "./segment.ts";
+ * const code = await segmentCommand.run([
+ *   "../shared/data/dsb2018/00071198d059.png",
+ *   "--pretrained_model", "../shared/fixtures/tiny-cpsam.pt", "--savedir", "/tmp/out", "--save_tif",
+ * ]);
+ * console.log(code); // 0
+ * ```
+ * @module
+ */
+import { basename, dirname, extname } from "node:path";
+import { CellposeError } from "../../core/errors.ts";
+import type { SegmentOptions } from "../../core/types.ts";
+import { type LoadedImage, readImage, segment } from "../../mod.ts";
+import { formatOptions, parseArgs, type Values } from "../args.ts";
+import { type Command, describeError, EXIT } from "../command.ts";
+import { collectInputs } from "../inputs.ts";
+import { loadModelForCli, modelOptions } from "../model.ts";
+import { outputOptions, writeOutputs } from "../outputs.ts";
+import { createProgress } from "../progress.ts";
+
+const options = {
+  dir: {
+    kind: "string",
+    placeholder: "FOLDER",
+    description: "a folder of images (same as naming the folder as an argument)",
+    group: "Input",
+  },
+  image_path: {
+    kind: "string",
+    placeholder: "FILE",
+    description: "one image (same as naming it as an argument)",
+    group: "Input",
+  },
+  look_one_level_down: {
+    kind: "boolean",
+    description: "also take the images in the sub-folders of each folder",
+    group: "Input",
+  },
+  img_filter: {
+    kind: "string",
+    placeholder: "END",
+    description: "in folders, only images whose name (without extension) ends with END",
+    group: "Input",
+  },
+  channel_axis: {
+    kind: "integer",
+    min: 0,
+    placeholder: "AXIS",
+    description: "axis of the channels (0 = first). Default: taken from the file, else guessed " +
+      "(the smaller of the first and last axes)",
+    group: "Input",
+  },
+  z_axis: {
+    kind: "integer",
+    min: 0,
+    placeholder: "AXIS",
+    description: "axis of the Z planes of a stack (0 = first). Default: taken from the file",
+    group: "Input",
+  },
+  diameter: {
+    kind: "number",
+    min: 0,
+    placeholder: "PX",
+    description: "typical cell diameter in pixels: the image is resized so cells are 30 px " +
+      "across. Default: none (Cellpose-SAM needs no diameter; give one for very small or large cells)",
+    group: "Segmentation",
+  },
+  flow_threshold: {
+    kind: "number",
+    min: 0,
+    default: 0.4,
+    placeholder: "T",
+    description: "drop masks whose shape disagrees with the predicted flows by more than T; " +
+      "raise it if cells are missing, 0 turns the check off",
+    group: "Segmentation",
+  },
+  cellprob_threshold: {
+    kind: "number",
+    default: 0,
+    placeholder: "T",
+    description: "pixels with cell probability (logit) above T are cell; lower it (e.g. -2) " +
+      "for more and larger masks, raise it for fewer",
+    group: "Segmentation",
+  },
+  min_size: {
+    kind: "integer",
+    default: 15,
+    placeholder: "PIXELS",
+    description: "remove masks smaller than this; -1 keeps all",
+    group: "Segmentation",
+  },
+  max_size_fraction: {
+    kind: "number",
+    min: 0,
+    default: 0.4,
+    placeholder: "F",
+    description: "remove masks larger than this fraction of the image",
+    group: "Segmentation",
+  },
+  niter: {
+    kind: "integer",
+    min: 0,
+    default: 0,
+    placeholder: "N",
+    description: "steps of the flow dynamics; 0 means 200 (scaled with --diameter). Raise it " +
+      "(e.g. 2000) for very long cells",
+    group: "Segmentation",
+  },
+  do_3D: {
+    kind: "boolean",
+    description: "segment a Z stack in 3D (needs a Z axis, see --z_axis)",
+    group: "Segmentation",
+  },
+  stitch_threshold: {
+    kind: "number",
+    min: 0,
+    default: 0,
+    placeholder: "IOU",
+    description: "for stacks without --do_3D: segment each plane and join masks of " +
+      "neighbouring planes that overlap by this IoU (0 = off)",
+    group: "Segmentation",
+  },
+  anisotropy: {
+    kind: "number",
+    min: 0,
+    default: 1,
+    placeholder: "R",
+    description: "Z step divided by the XY pixel size, for --do_3D",
+    group: "Segmentation",
+  },
+  flow3D_smooth: {
+    kind: "number",
+    min: 0,
+    default: 0,
+    placeholder: "SIGMA",
+    description: "Gaussian smoothing of the 3D flows, for --do_3D",
+    group: "Segmentation",
+  },
+  invert: {
+    kind: "boolean",
+    description: "invert the image intensities (dark cells on a bright background)",
+    group: "Segmentation",
+  },
+  no_norm: {
+    kind: "boolean",
+    description: "do not normalise the intensities (the image is already scaled 0..1)",
+    group: "Segmentation",
+  },
+  norm_percentile: {
+    kind: "numbers",
+    count: 2,
+    default: [1, 99],
+    placeholder: "LOW HIGH",
+    description: "percentiles mapped to 0 and 1 by the normalisation",
+    group: "Segmentation",
+  },
+  batch_size: {
+    kind: "integer",
+    min: 1,
+    default: 8,
+    placeholder: "N",
+    description: "256x256 tiles per network call (lower it if the GPU runs out of memory)",
+    group: "Segmentation",
+  },
+  ...modelOptions,
+  ...outputOptions,
+} as const;
+
+type SegmentArgs = Values<typeof options>;
+
+/** Maps the parsed flags to the library's {@link SegmentOptions}. */
+function segmentOptions(v: SegmentArgs): SegmentOptions {
+  return {
+    diameter: v.diameter || undefined,
+    flowThreshold: v.flow_threshold,
+    cellprobThreshold: v.cellprob_threshold,
+    minSize: v.min_size,
+    maxSizeFraction: v.max_size_fraction,
+    niter: v.niter || undefined,
+    do3D: v.do_3D,
+    stitchThreshold: v.stitch_threshold,
+    anisotropy: v.anisotropy,
+    flow3DSmooth: v.flow3D_smooth,
+    batchSize: v.batch_size,
+    invert: v.invert,
+    normalize: v.no_norm ? false : { percentile: [v.norm_percentile[0], v.norm_percentile[1]] },
+  };
+}
+
+/**
+ * Channel and Z axes: the flags win; else the file's own axes (TIFF metadata), except for `.npy`
+ * files, which carry no axis names: there cellpose's rule applies (the pipeline's default).
+ */
+function imageAxes(path: string, read: LoadedImage, v: SegmentArgs) {
+  const fileAxes = extname(path).toLowerCase() !== ".npy";
+  const channelAxis = v.channel_axis ??
+    (fileAxes && read.channelAxis !== v.z_axis ? read.channelAxis : undefined);
+  const zAxis = v.z_axis ?? (fileAxes && read.zAxis !== channelAxis ? read.zAxis : undefined);
+  return { channelAxis, zAxis };
+}
+
+const help = `cellpose segment: find the cells in images and write a label image per image.
+
+Usage: deno task cellpose segment <image|folder|pattern>... [options]
+
+Give image files, folders (every image inside: .tif .tiff .png .jpg .jpeg .npy; cellpose outputs
+and *_masks files are skipped) or patterns in quotes ('plate1/*.tif', 'exp/**/*.png'). The model
+is loaded once; a file that fails is reported and the others are still done.
+
+Examples:
+  deno task cellpose segment cells.tif
+  deno task cellpose segment images/ --save_tif --save_rois --savedir results/
+  deno task cellpose segment 'plate1/*.png' --diameter 17 --json > results.jsonl
+  deno task cellpose segment stack.tif --z_axis 0 --channel_axis 1 --do_3D
+  deno task cellpose segment cells.tif --pretrained_model ~/models/my_finetuned_model
+
+Outputs go next to each image, or into --savedir, named like cellpose's:
+  <name>_cp_masks.tif           label image: 0 background, 1..N one number per cell
+                                (--save_tif; written by default when no other output is asked)
+  <name>_cp_masks.png           the same as a 16-bit PNG (--save_png)
+  <name>_cp_outlines.txt        outlines, one cell per line, for ImageJ (--save_txt)
+  <name>_outlines_cp_masks.png  outlines drawn over the image (--save_outlines)
+  <name>_rois.zip               ImageJ/Fiji ROI set (--save_rois)
+  <name>_dP_cp_masks.tif        network flows, and <name>_cellprob_cp_masks.tif the cell
+                                probability (--save_flows)
+  <name>_stats_cp_masks.csv     area, centroid, bounding box, intensity per cell (--save_csv)
+
+The model: by default the official Cellpose-SAM weights "cpsam", downloaded on first use into
+~/.cellpose/models (or $CELLPOSE_LOCAL_MODELS_PATH) and converted once. Offline: download
+https://huggingface.co/mouseland/cellpose-sam/resolve/main/cpsam elsewhere and copy it there,
+or pass --pretrained_model /path/to/cpsam.
+
+Flags use cellpose's names (--flow_threshold) or the same with dashes (--flow-threshold).
+
+${
+  formatOptions(options)
+}Exit codes: 0 all images done, 1 some failed, 2 wrong command line, 3 model missing.`;
+
+async function run(argv: string[]): Promise<number> {
+  const { values: v, positionals, help: wantHelp } = parseArgs(argv, options);
+  if (wantHelp) {
+    console.log(help);
+    return EXIT.ok;
+  }
+  const inputs = [
+    ...positionals,
+    ...(v.dir ? [v.dir] : []),
+    ...(v.image_path ? [v.image_path] : []),
+  ];
+  if (!inputs.length) {
+    throw new CellposeError(
+      "BAD_PARAMETER",
+      "no images given. Example: deno task cellpose segment cells.tif",
+      inputs,
+    );
+  }
+  const files = await collectInputs(inputs, {
+    lookOneLevelDown: v.look_one_level_down,
+    imgFilter: v.img_filter,
+  });
+  const progress = createProgress({ total: files.length });
+  const model = await loadModelForCli(v, progress);
+  let failed = 0;
+  try {
+    for (const path of files) {
+      progress.start(basename(path));
+      const started = performance.now();
+      try {
+        const read = await readImage(path);
+        const result = await segment(read.image, {
+          ...segmentOptions(v),
+          ...imageAxes(path, read, v),
+          model,
+          onProgress: (p) => progress.update(p),
+        });
+        const outputs = await writeOutputs(path, read, result, v);
+        const timings = { ...result.timings, total: performance.now() - started };
+        progress.done(
+          `${result.nMasks} masks` +
+            (outputs.length
+              ? `, wrote ${outputs.map((o) => basename(o)).join(", ")} in ${dirname(outputs[0])}`
+              : ""),
+        );
+        if (v.json) {
+          console.log(JSON.stringify({ path, nMasks: result.nMasks, outputs, timings }));
+        }
+      } catch (e) {
+        failed++;
+        progress.fail(describeError(e));
+        if (v.json) console.log(JSON.stringify({ path, error: describeError(e) }));
+      }
+    }
+  } finally {
+    await model.dispose();
+  }
+  progress.note(
+    failed
+      ? `${failed} of ${files.length} images failed`
+      : `done: ${files.length} image${files.length === 1 ? "" : "s"}`,
+  );
+  return failed ? EXIT.failed : EXIT.ok;
+}
+
+/** The `segment` command. */
+export const segmentCommand: Command = {
+  name: "segment",
+  help,
+  run,
+};
