@@ -1,7 +1,9 @@
 /**
- * Whole-image segmentation, cellpose v4's `CellposeModel.eval` for 2-D images: convert to
- * H x W x 3 -> normalise -> (resize by 30 / diameter) -> tiles -> network -> resize back ->
- * flows to masks. Options use cellpose's names in camelCase and its defaults.
+ * Whole-image segmentation, cellpose v4's `CellposeModel.eval`: convert to H x W x 3 ->
+ * normalise -> (resize by 30 / diameter) -> tiles -> network -> resize back -> flows to masks.
+ * Stacks (`zAxis`) go either through 3-D segmentation (`do3D`: the network on YX, ZX and ZY
+ * slices, 3-D dynamics) or through 2-D masks per plane stitched across Z (`stitchThreshold`).
+ * Options use cellpose's names in camelCase and its defaults.
  *
  * @example
  * ```ts
@@ -28,6 +30,9 @@ import { computeMasks } from "../dynamics/compute_masks.ts";
 import { convertImage } from "./channels.ts";
 import { checkFinite, normalizeImage } from "./normalize.ts";
 import { diameterScale, runNetwork } from "./flows.ts";
+import { runNetwork3D } from "./flows3d.ts";
+import { stitchPlanes } from "./stitch.ts";
+import { fillHolesAndRemoveSmallMasks } from "../dynamics/fill_holes.ts";
 
 /** Options of {@link segment}: {@link SegmentOptions} plus the network to run. */
 export type SegmentWithModel = SegmentOptions & { model: NetRunner };
@@ -77,8 +82,9 @@ function checkOptions(o: SegmentWithModel): void {
  * Progress goes to `options.onProgress` (stages "normalize", "network" with tile counts,
  * "dynamics", "done"); `options.signal` is checked between network batches and stages, and
  * aborting rejects with CellposeError CANCELLED. Bad options reject with BAD_PARAMETER naming
- * the option, NaN pixels with BAD_VALUE, unusable shapes with BAD_SHAPE. `do3D` and
- * `stitchThreshold` are not supported yet (UNSUPPORTED).
+ * the option, NaN pixels with BAD_VALUE, unusable shapes with BAD_SHAPE. A stack needs `zAxis`
+ * together with `do3D` or `stitchThreshold`; its masks, flows and cell probability are
+ * [Z, H, W], [3, Z, H, W] (do3D) or [2, Z, H, W] (stitching) and [Z, H, W].
  *
  * @example
  * ```ts
@@ -98,22 +104,13 @@ export async function segment(
     throw bad("model", "a NetRunner (see createRunner)", options?.model);
   }
   checkOptions(options);
-  if (options.do3D) {
-    throw new CellposeError("UNSUPPORTED", "do3D (3-D segmentation) is not supported yet", true);
+  const stitch = (options.stitchThreshold ?? 0) > 0;
+  const isStack = options.do3D === true || stitch;
+  if (options.zAxis !== undefined && !isStack) {
+    throw bad("zAxis", "absent unless do3D or stitchThreshold is set (a stack)", options.zAxis);
   }
-  if ((options.stitchThreshold ?? 0) > 0) {
-    throw new CellposeError(
-      "UNSUPPORTED",
-      "stitchThreshold (2-D masks stitched across Z) is not supported yet",
-      options.stitchThreshold,
-    );
-  }
-  if (options.zAxis !== undefined) {
-    throw new CellposeError(
-      "UNSUPPORTED",
-      "zAxis (a stack) needs do3D or stitchThreshold, which are not supported yet",
-      options.zAxis,
-    );
+  if (isStack && options.zAxis === undefined) {
+    throw bad("zAxis", "the Z axis of the stack when do3D or stitchThreshold is set", undefined);
   }
   const timings: Record<string, number> = {};
   const t0 = performance.now();
@@ -132,19 +129,26 @@ export async function segment(
 
   cancelled();
   progress?.({ stage: "normalize" });
-  const converted = convertImage(image, { channelAxis: options.channelAxis });
+  const converted = convertImage(image, { channelAxis: options.channelAxis, zAxis: options.zAxis });
   lap("convert");
   const normalized = normalizeStage(converted, options);
   lap("normalize");
 
   cancelled();
-  const { flows, cellprob } = await runNetwork(normalized, options.model, {
+  const net = {
     diameter: options.diameter,
     tileOverlap: options.tileOverlap,
     batchSize: options.batchSize,
     onProgress: progress,
     signal: options.signal,
-  });
+  };
+  const { flows, cellprob } = options.do3D
+    ? await runNetwork3D(normalized, options.model, {
+      ...net,
+      anisotropy: options.anisotropy,
+      flow3DSmooth: options.flow3DSmooth,
+    })
+    : await runNetwork(normalized, options.model, net);
   lap("network");
 
   cancelled();
@@ -157,13 +161,49 @@ export async function segment(
     maxSizeFraction: options.maxSizeFraction,
     device: options.device,
   };
-  const masks = await computeMasks(flows, cellprob, dyn);
+  const masks = stitch
+    ? await stitchedMasks(flows, cellprob, dyn, options.stitchThreshold!)
+    : await computeMasks(flows, cellprob, dyn);
   lap("dynamics");
   let nMasks = 0;
   for (let i = 0; i < masks.data.length; i++) if (masks.data[i] > nMasks) nMasks = masks.data[i];
   timings.total = performance.now() - t0;
   progress?.({ stage: "done", fraction: 1 });
   return { masks, flows, cellprob, nMasks, timings };
+}
+
+/**
+ * 2-D masks per plane of flows [2, Z, H, W] (no size filter when Z > 1), stitched across Z by
+ * IoU, then holes filled and masks smaller than `minSize` removed in 3-D (cellpose's
+ * `stitch_threshold` path).
+ */
+async function stitchedMasks(
+  flows: NdArray<Float32Array>,
+  cellprob: NdArray<Float32Array>,
+  dyn: DynamicsOptions,
+  threshold: number,
+): Promise<NdArray<Uint16Array | Uint32Array>> {
+  const [nz, h, w] = cellprob.shape;
+  const n = h * w;
+  const labels = new Uint32Array(nz * n);
+  for (let z = 0; z < nz; z++) {
+    const dP = new Float32Array(2 * n);
+    dP.set(flows.data.subarray(z * n, (z + 1) * n), 0);
+    dP.set(flows.data.subarray((nz + z) * n, (nz + z + 1) * n), n);
+    const plane = await computeMasks(
+      { data: dP, shape: [2, h, w] },
+      { data: cellprob.data.subarray(z * n, (z + 1) * n), shape: [h, w] },
+      { ...dyn, minSize: nz > 1 ? -1 : dyn.minSize },
+    );
+    labels.set(plane.data, z * n);
+  }
+  if (nz > 1) {
+    stitchPlanes(labels, [nz, h, w], threshold);
+    fillHolesAndRemoveSmallMasks(labels, [nz, h, w], dyn.minSize ?? 15);
+  }
+  let max = 0;
+  for (let i = 0; i < labels.length; i++) if (labels[i] > max) max = labels[i];
+  return { data: max > 65535 ? labels : Uint16Array.from(labels), shape: [nz, h, w] };
 }
 
 /** Normalises (or only casts to float32 when `normalize` is false), as `CellposeModel.eval`. */
@@ -176,5 +216,10 @@ function normalizeStage(x: ImageArray, o: SegmentOptions): NdArray<Float32Array>
     return { data: Float32Array.from(x.data), shape: x.shape };
   }
   const given: NormalizeOptions = typeof o.normalize === "object" ? o.normalize : {};
-  return normalizeImage(x, { ...given, invert: given.invert ?? o.invert ?? false });
+  return normalizeImage(x, {
+    ...given,
+    invert: given.invert ?? o.invert ?? false,
+    // a 3-D segmentation always normalises the stack as a whole
+    norm3D: o.do3D ? true : given.norm3D,
+  });
 }

@@ -154,8 +154,10 @@ Deno.test("segment: bad input and parameters are typed errors naming the field",
     [{ channelAxis: 0 }, "BAD_PARAMETER", "channelAxis"],
     [{ normalize: false, invert: true }, "BAD_PARAMETER", "invert"],
     [{ normalize: { percentile: [99, 1] } }, "BAD_PARAMETER", "percentile"],
-    [{ do3D: true }, "UNSUPPORTED", "do3D"],
-    [{ stitchThreshold: 0.5 }, "UNSUPPORTED", "stitchThreshold"],
+    [{ do3D: true }, "BAD_PARAMETER", "zAxis"],
+    [{ stitchThreshold: 0.5 }, "BAD_PARAMETER", "zAxis"],
+    [{ stitchThreshold: 2 }, "BAD_PARAMETER", "stitchThreshold"],
+    [{ zAxis: 0 }, "BAD_PARAMETER", "zAxis"],
   ];
   for (const [opts, code, field] of cases) {
     const e = await assertRejects(
