@@ -12,7 +12,6 @@
  * ```
  * @module
  */
-import { extname } from "node:path";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import { writeNpy } from "./npy.ts";
@@ -80,7 +79,8 @@ export async function writeLabels(
   path: string,
   options: { format?: LabelFormat } = {},
 ): Promise<void> {
-  const ext = extname(path).toLowerCase();
+  // no node:path here: this module also runs in the browser (the panel's exports)
+  const ext = (/\.[^./\\]*$/.exec(path)?.[0] ?? "").toLowerCase();
   const byExt: Record<string, LabelFormat> = {
     ".tif": "tif",
     ".tiff": "tif",

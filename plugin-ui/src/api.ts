@@ -5,7 +5,7 @@
  * @example
  * ```ts
  * import { ServerApi } from "./api.ts";
- * const api = new ServerApi("http://127.0.0.1:8765");
+ * const api = new ServerApi("http://127.0.0.1:8000");
  * const { id } = await api.submit(new Blob([]), "cells.tif", { flow_threshold: 0.4 });
  * ```
  * @module

@@ -1,5 +1,5 @@
 /**
- * `<cellpose-panel server="http://127.0.0.1:8765">`: open an image (file picker, drag and drop,
+ * `<cellpose-panel server="http://127.0.0.1:8000">`: open an image (file picker, drag and drop,
  * or the active image of a connected viewer such as Fiji), set parameters, run Cellpose-SAM on
  * the local server with live progress and cancel, inspect the masks (overlay, outlines, flows,
  * cell probability, hover label), edit them (delete, brush, erase) and export them (label TIFF,
@@ -9,8 +9,8 @@
  *
  * @example
  * ```html
- * <script type="module" src="http://127.0.0.1:8765/cellpose-panel.js"></script>
- * <cellpose-panel server="http://127.0.0.1:8765"></cellpose-panel>
+ * <script type="module" src="http://127.0.0.1:8000/cellpose-panel.js"></script>
+ * <cellpose-panel server="http://127.0.0.1:8000"></cellpose-panel>
  * ```
  * @module
  */
@@ -30,7 +30,9 @@ interface Result {
   name: string;
   width: number;
   height: number;
+  /** all planes: [Z, H, W] or [H, W] */
   labels: Uint16Array | Uint32Array;
+  planes: number;
   flows: Float32Array | null;
   cellprob: Float32Array | null;
 }
@@ -184,7 +186,7 @@ export class CellposePanel extends LitElement {
 
   constructor() {
     super();
-    this.server = globalThis.location?.origin ?? "http://127.0.0.1:8765";
+    this.server = globalThis.location?.origin ?? "http://127.0.0.1:8000";
     this.token = "";
     this.image = null;
     this.plane = 0;
@@ -215,8 +217,11 @@ export class CellposePanel extends LitElement {
   private async refreshServer() {
     try {
       const h = await this.api.health();
-      const model = (h.model as { name?: string } | undefined)?.name ?? h.model ?? "none";
-      this.health = `server ok · device ${h.device ?? "?"} · model ${model}`;
+      const model = h.model as { name?: string; state?: string } | undefined;
+      const device = h.device as { network?: string | null } | undefined;
+      this.health = `server ok · model ${model?.name ?? "none"} (${model?.state ?? "?"}) · device ${
+        device?.network ?? "not loaded yet"
+      }`;
       this.viewers = await this.api.viewers().catch(() => []);
     } catch (e) {
       this.health = `server not reachable at ${this.server}: ${(e as Error).message}`;
@@ -269,7 +274,6 @@ export class CellposePanel extends LitElement {
     if (!this.file) return;
     this.error = "";
     const params: Record<string, number | boolean> = { ...this.params };
-    if (this.image?.zAxis !== undefined && !params.do_3D) params.plane = this.plane;
     try {
       const job = await this.api.submit(this.file.blob, this.file.name, params);
       this.current = job;
@@ -308,15 +312,17 @@ export class CellposePanel extends LitElement {
       width,
       height,
       labels: masks.data as Uint16Array | Uint32Array,
-      flows: await this.optionalNpy(job, "flows"),
-      cellprob: await this.optionalNpy(job, "cellprob"),
+      planes: masks.shape.length === 3 ? masks.shape[0] : 1,
+      // flow and probability views are offered for 2D results
+      flows: masks.shape.length === 2 ? await this.optionalNpy(job, "flows") : null,
+      cellprob: masks.shape.length === 2 ? await this.optionalNpy(job, "cellprob") : null,
     };
     this.nMasks = countMasks(this.result.labels);
   }
 
-  private async doExport(kind: ExportKind) {
+  private doExport(kind: ExportKind) {
     if (!this.result) return;
-    const f = await exportFile(
+    const f = exportFile(
       kind,
       this.result.labels,
       this.result.width,
@@ -329,7 +335,7 @@ export class CellposePanel extends LitElement {
   private async sendToViewer(id: string) {
     if (!this.result) return;
     try {
-      const tiff = await exportFile(
+      const tiff = exportFile(
         "tiff",
         this.result.labels,
         this.result.width,
@@ -340,6 +346,15 @@ export class CellposePanel extends LitElement {
     } catch (e) {
       this.error = (e as Error).message;
     }
+  }
+
+  /** The labels of the shown Z plane (a view into the result: edits change the result). */
+  private planeLabels(): Uint16Array | Uint32Array | null {
+    const r = this.result;
+    if (!r) return null;
+    const n = r.width * r.height;
+    const p = r.planes > 1 ? Math.min(this.plane, r.planes - 1) : 0;
+    return r.labels.subarray(p * n, (p + 1) * n);
   }
 
   private toolButton(t: Tool, label: string) {

@@ -1,11 +1,13 @@
 /**
- * The panel's exports, made in the browser with the project's own writers (io/): label TIFF,
- * ImageJ ROI zip, cellpose outlines text, per-mask CSV.
+ * The panel's exports, made in the browser by the same encoders the server uses for its results
+ * (server/results.ts over io/): label TIFF, ImageJ ROI zip, cellpose outlines text, per-mask CSV.
+ * Edited labels are exported as they are now.
  * @module
  */
-import { encodeTiff } from "../../io/tiff_write.ts";
+import { encodeResult } from "../../server/results.ts";
+import { countMasks } from "./render.ts";
 
-/** What can be exported. */
+/** What can be exported: a `format` of the server's results. */
 export type ExportKind = "tiff" | "roi" | "outlines" | "csv";
 
 /** Bytes (or text), file name and MIME type of one export of a label image. */
@@ -15,17 +17,8 @@ export function exportFile(
   width: number,
   height: number,
   name: string,
-): Promise<{ bytes: Uint8Array | string; name: string; type: string }> {
-  const base = name.replace(/\.[^.]+$/, "");
+): { bytes: Uint8Array | string; name: string; type: string } {
   const masks = { data: labels, shape: [height, width] };
-  switch (kind) {
-    case "tiff":
-      return Promise.resolve({
-        bytes: encodeTiff(masks, { compression: "deflate" }),
-        name: `${base}_cp_masks.tif`,
-        type: "image/tiff",
-      });
-    default:
-      return Promise.reject(new Error(`export ${kind} not available`));
-  }
+  const r = encodeResult({ masks, nMasks: countMasks(labels), timings: {}, name }, kind);
+  return { bytes: r.body, name: r.filename, type: r.contentType };
 }

@@ -23,7 +23,7 @@ import java.util.Map;
  * Plugins > Cellpose-SAM: sends the active image to the local cellpose-deno server and brings back
  * a 16-bit label image and one polygon ROI per mask in the ROI Manager.
  *
- * <p>Macro use: {@code run("Segment...", "server=http://127.0.0.1:8765 diameter=0 flow_threshold=0.4
+ * <p>Macro use: {@code run("Segment...", "server=http://127.0.0.1:8000 diameter=0 flow_threshold=0.4
  * cellprob_threshold=0 min_size=15");}
  */
 public class CellposeBridge implements PlugIn {
@@ -33,7 +33,7 @@ public class CellposeBridge implements PlugIn {
 
   /** Parameters shared by "Segment" (last settings) and "Segment..." (dialog). */
   static final class Settings {
-    String server = Prefs.get(PREF + "server", "http://127.0.0.1:8765");
+    String server = Prefs.get(PREF + "server", "http://127.0.0.1:8000");
     String token = Prefs.get(PREF + "token", "");
     double diameter = Prefs.get(PREF + "diameter", 0);
     double flowThreshold = Prefs.get(PREF + "flow_threshold", 0.4);
