@@ -234,15 +234,16 @@ export class TileAccumulator {
   add(output: Float32Array, offset: number, ty: number, tx: number): void {
     const { paddedHeight: L, paddedWidth: W, tileHeight: th, tileWidth: tw } = this.plan;
     const y0 = this.plan.ys[ty], x0 = this.plan.xs[tx];
+    const sums = this.#sums, weights = this.#weights, taper = this.#taper;
     for (let c = 0; c < this.channels; c++) {
       for (let y = 0; y < th; y++) {
-        const s = (c * L + y0 + y) * W + x0, o = offset + (c * th + y) * tw;
-        for (let x = 0; x < tw; x++) this.#sums[s + x] += output[o + x] * this.#taper[y * tw + x];
+        const s = (c * L + y0 + y) * W + x0, o = offset + (c * th + y) * tw, m = y * tw;
+        for (let x = 0; x < tw; x++) sums[s + x] += output[o + x] * taper[m + x];
       }
     }
     for (let y = 0; y < th; y++) {
-      const s = (y0 + y) * W + x0;
-      for (let x = 0; x < tw; x++) this.#weights[s + x] += this.#taper[y * tw + x];
+      const s = (y0 + y) * W + x0, m = y * tw;
+      for (let x = 0; x < tw; x++) weights[s + x] += taper[m + x];
     }
   }
 
