@@ -86,7 +86,7 @@ export interface SegmentOptions extends DynamicsOptions {
 export interface SegmentResult {
   /** label image, 0 background, 1..N masks: [H, W] or [Z, H, W] */
   masks: NdArray<Uint16Array | Uint32Array>;
-  /** network flows at image scale: [2, H, W] (dY, dX) or [3, Z, H, W] */
+  /** network flows at image scale: [2, H, W] (dY, dX), [3, Z, H, W] (do3D) or [2, Z, H, W] (stitching) */
   flows: NdArray<Float32Array>;
   /** cell probability logits: [H, W] or [Z, H, W] */
   cellprob: NdArray<Float32Array>;
