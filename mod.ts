@@ -58,3 +58,4 @@ export {
 export { type MaskStat, maskStats, statsCsv } from "./io/stats.ts";
 export { type OutputNames, outputNames } from "./io/names.ts";
 export { gpuBackend, type GpuBackendOptions } from "./kernels/backend_gpu.ts";
+export { encodeSegNpy, type SegContent, writeSegNpy } from "./io/seg_npy.ts";

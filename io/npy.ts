@@ -257,6 +257,24 @@ function descrOf(data: TypedArray): string {
 }
 
 /**
+ * The magic, version-1 header and padding of a `.npy` holding `descr` (e.g. `<u2`, `|O`) of the
+ * given shape in C order; the data follows it.
+ */
+export function npyHeader(descr: string, shape: number[]): Uint8Array {
+  const shapeStr = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeStr}, }`;
+  const total = 10 + header.length + 1;
+  header += " ".repeat((64 - (total % 64)) % 64) + "\n";
+  const out = new Uint8Array(10 + header.length);
+  out.set(MAGIC, 0);
+  out[6] = 1;
+  out[7] = 0;
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  return out;
+}
+
+/**
  * Serialises an {@link NdArray} as a version-1 `.npy` (C order, little endian). Pass
  * `{ bool: true }` to store a 0/1 Uint8Array as numpy `bool`.
  */
@@ -269,27 +287,20 @@ export function writeNpy(arr: NdArray, options: { bool?: boolean } = {}): Uint8A
     );
   }
   const descr = options.bool ? "|b1" : descrOf(arr.data);
-  const shapeStr = arr.shape.length === 1 ? `(${arr.shape[0]},)` : `(${arr.shape.join(", ")})`;
-  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeStr}, }`;
-  const total = 10 + header.length + 1;
-  header += " ".repeat((64 - (total % 64)) % 64) + "\n";
-  const out = new Uint8Array(10 + header.length + arr.data.byteLength);
-  out.set(MAGIC, 0);
-  out[6] = 1;
-  out[7] = 0;
-  new DataView(out.buffer).setUint16(8, header.length, true);
-  out.set(new TextEncoder().encode(header), 10);
+  const head = npyHeader(descr, arr.shape);
+  const out = new Uint8Array(head.length + arr.data.byteLength);
+  out.set(head, 0);
   const nativeLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
   const raw = new Uint8Array(arr.data.buffer, arr.data.byteOffset, arr.data.byteLength);
   if (nativeLE) {
-    out.set(raw, 10 + header.length);
+    out.set(raw, head.length);
   } else {
     const info = DTYPES[descr.slice(1)];
     const v = new DataView(out.buffer);
     for (let i = 0; i < arr.data.length; i++) {
       info.write(
         v,
-        10 + header.length + i * info.bytes,
+        head.length + i * info.bytes,
         (arr.data as unknown as (number | bigint)[])[i],
         true,
       );
