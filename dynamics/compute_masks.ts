@@ -4,9 +4,9 @@
  * masks, drop masks with inconsistent flows (2D only), fill holes and drop small masks.
  *
  * The hot loops run on a {@link DynamicsBackend}: `device: "cpu"` uses the TypeScript reference;
- * `"auto"` (default) and `"webgpu"` load `kernels/backend_gpu.ts` when present. `"auto"` falls
- * back to the CPU when that module or a GPU adapter is missing; `"webgpu"` then throws
- * `GPU_UNAVAILABLE`.
+ * `"auto"` (default) and `"webgpu"` load `kernels/backend_gpu.ts`. `"auto"` takes a hardware
+ * adapter only and otherwise falls back to the CPU; `"webgpu"` also accepts a software adapter
+ * and throws `GPU_UNAVAILABLE` when there is none.
  *
  * Non-finite flows are rejected (`BAD_VALUE`): the reference would silently spread NaN through
  * the interpolation. NaN cell probabilities count as background (`NaN > t` is false).
@@ -51,17 +51,24 @@ export const DYNAMICS_DEFAULTS = {
   device: "auto",
 } as const satisfies Required<DynamicsOptions>;
 
-let gpu: Promise<DynamicsBackend | null> | undefined;
+const gpu = new Map<boolean, Promise<DynamicsBackend | null>>();
 
-/** The WebGPU backend from `kernels/backend_gpu.ts`, or null (missing module or adapter). */
-function loadGpu(): Promise<DynamicsBackend | null> {
-  gpu ??= (async () => {
-    // a computed specifier: the module is optional and may not exist yet
-    const spec = new URL("../kernels/backend_gpu.ts", import.meta.url).href;
-    const mod = await import(spec);
-    return await mod.gpuBackend() as DynamicsBackend | null;
-  })().catch(() => null);
-  return gpu;
+/**
+ * The WebGPU backend from `kernels/backend_gpu.ts`, or null (missing module or adapter, or only a
+ * software adapter when `software` is false).
+ */
+function loadGpu(software: boolean): Promise<DynamicsBackend | null> {
+  let p = gpu.get(software);
+  if (!p) {
+    p = (async () => {
+      // a computed specifier: the module is optional
+      const spec = new URL("../kernels/backend_gpu.ts", import.meta.url).href;
+      const mod = await import(spec);
+      return await mod.gpuBackend({ software }) as DynamicsBackend | null;
+    })().catch(() => null);
+    gpu.set(software, p);
+  }
+  return p;
 }
 
 /** Picks the backend for `device` (see the module doc). */
@@ -76,7 +83,8 @@ export async function selectBackend(
       device,
     );
   }
-  const b = await loadGpu();
+  // "auto" wants a real GPU; "webgpu" takes a software adapter too
+  const b = await loadGpu(device === "webgpu");
   if (b) return b;
   if (device === "webgpu") {
     throw new CellposeError(

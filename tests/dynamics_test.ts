@@ -1,0 +1,183 @@
+import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { fixture, manifest } from "./fixtures.ts";
+import { assertMasksMatch } from "./match_masks.ts";
+import { CellposeError } from "../core/errors.ts";
+import type { NdArray } from "../core/ndarray.ts";
+import { computeMasks, selectBackend } from "../dynamics/compute_masks.ts";
+import { cpuBackend } from "../dynamics/cpu_backend.ts";
+import { followFlowsCpu } from "../dynamics/follow_flows.ts";
+import { getMasks } from "../dynamics/get_masks.ts";
+import { fillHolesAndRemoveSmallMasks } from "../dynamics/fill_holes.ts";
+import { flowErrors } from "../dynamics/flow_error.ts";
+import { masksToFlows } from "../dynamics/masks_to_flows.ts";
+
+const f32 = (a: NdArray) => a as NdArray<Float32Array>;
+
+for (const name of ["dyn-small", "dyn-large", "dyn-noisy", "dyn-thresh"]) {
+  Deno.test(`computeMasks: ${name} equals cellpose v4 (labels identical)`, async () => {
+    const p = (await manifest()).files[`${name}-masks.npy`].params ?? {};
+    const dP = f32(await fixture(`${name}-dP`));
+    const cellprob = f32(await fixture(`${name}-cellprob`));
+    const ref = await fixture(`${name}-masks`);
+    const masks = await computeMasks(dP, cellprob, {
+      device: "cpu",
+      niter: p.niter,
+      flowThreshold: p.flow_threshold,
+      cellprobThreshold: p.cellprob_threshold,
+      minSize: p.min_size,
+    });
+    assert(masks.data instanceof Uint16Array);
+    assertEquals(masks.shape, ref.shape);
+    const m = assertMasksMatch(masks, ref, 0.99, `${name}: `);
+    assert(m.identical, `${name}: same masks but other labels`);
+  });
+}
+
+Deno.test("computeMasks: dyn3d (dP = 5 x flows, cellprob +-6) equals cellpose v4", async () => {
+  const labels = await fixture("dyn3d-labels");
+  const flows = f32(await fixture("dyn3d-flows"));
+  const ref = await fixture("dyn3d-masks");
+  const dP = { data: flows.data.map((v) => 5 * v), shape: flows.shape };
+  const cellprob = {
+    data: Float32Array.from(labels.data as Uint16Array, (v) => v ? 6 : -6),
+    shape: labels.shape,
+  };
+  const masks = await computeMasks(dP, cellprob, { device: "cpu", niter: 200, minSize: 15 });
+  assertEquals(masks.shape, [24, 96, 96]);
+  const m = assertMasksMatch(masks, ref, 0.99, "dyn3d: ");
+  assert(m.identical, "dyn3d: same masks but other labels");
+});
+
+Deno.test("followFlows: float32 truncation of a still point, as PyTorch (numpy float32 values)", () => {
+  // zero field on a 256 x 3 image: rows 1..63 end one row up, every other row stays
+  const cells = Uint32Array.from({ length: 256 }, (_, y) => y * 3 + 1);
+  const end = followFlowsCpu(new Float32Array(2 * 256 * 3), [256, 3], cells, 5);
+  for (let y = 0; y < 256; y++) {
+    assertEquals([end[2 * y], end[2 * y + 1]], [y >= 1 && y <= 63 ? y - 1 : y, 1], `row ${y}`);
+  }
+});
+
+Deno.test("followFlows: a uniform field carries points to the border and clamps them", () => {
+  const flow = new Float32Array(2 * 4 * 8).fill(1, 32); // dX = 1 px per step
+  const end = followFlowsCpu(flow, [4, 8], new Uint32Array([8 + 2, 16 + 5]), 3);
+  assertEquals(Array.from(end), [1, 5, 2, 7]);
+});
+
+Deno.test("followFlows: 3D points move along Z", () => {
+  const shape = [8, 3, 3];
+  const flow = new Float32Array(3 * 72).fill(1, 0, 72); // dZ = 1 px per step
+  const end = followFlowsCpu(flow, shape, new Uint32Array([22]), 3); // z2 y1 x1
+  assertEquals(Array.from(end), [5, 1, 1]);
+});
+
+Deno.test("getMasks: points converging to two sinks give two masks; oversized masks go", () => {
+  const cells = Uint32Array.from({ length: 24 }, (_, i) => i);
+  const final = new Int32Array(48);
+  for (let j = 0; j < 24; j++) {
+    final[2 * j] = j < 12 ? 1 : 8;
+    final[2 * j + 1] = j < 12 ? 1 : 8;
+  }
+  const { labels, nMasks } = getMasks(final, cells, [10, 10], 0.4);
+  assertEquals(nMasks, 2);
+  assertEquals(Array.from(labels.slice(0, 24)), [...Array(12).fill(1), ...Array(12).fill(2)]);
+  assertEquals(getMasks(final, cells, [10, 10], 0.1).nMasks, 0); // 12 > 0.1 * 100
+});
+
+Deno.test("fillHolesAndRemoveSmallMasks: fills a hole over an enclosed mask, drops small ones", () => {
+  // 5 x 5 ring of label 1 enclosing label 2 at the centre; label 3 is a single pixel
+  const m = new Uint32Array(36);
+  for (let y = 0; y < 5; y++) for (let x = 0; x < 5; x++) m[y * 6 + x] = 1;
+  for (let y = 1; y < 4; y++) for (let x = 1; x < 4; x++) m[y * 6 + x] = 0;
+  m[2 * 6 + 2] = 2;
+  m[5 * 6 + 5] = 3;
+  const n = fillHolesAndRemoveSmallMasks(m, [6, 6], 2);
+  assertEquals(n, 1);
+  for (let y = 0; y < 5; y++) for (let x = 0; x < 5; x++) assertEquals(m[y * 6 + x], 1);
+  assertEquals(m[35], 0);
+});
+
+Deno.test("flowErrors: zero for 5 x the mask's own flows, large for reversed flows", async () => {
+  const lab = new Uint16Array(20 * 20);
+  for (let y = 4; y < 14; y++) for (let x = 3; x < 16; x++) lab[y * 20 + x] = 1;
+  const flows = masksToFlows({ data: lab, shape: [20, 20] });
+  const labels = Uint32Array.from(lab);
+  const good = await flowErrors(labels, flows.data.map((v) => 5 * v), [20, 20], cpuBackend);
+  assert(good[0] < 1e-12, `error ${good[0]}`);
+  const bad = await flowErrors(labels, flows.data.map((v) => -5 * v), [20, 20], cpuBackend);
+  assert(bad[0] > 3, `error ${bad[0]}`);
+});
+
+Deno.test("computeMasks: all pixels below the cellprob threshold give all-zero masks", async () => {
+  const dP = { data: new Float32Array(2 * 30 * 40).fill(0.5), shape: [2, 30, 40] };
+  const cellprob = { data: new Float32Array(30 * 40).fill(-1), shape: [30, 40] };
+  const masks = await computeMasks(dP, cellprob, { device: "cpu" });
+  assert(masks.data instanceof Uint16Array);
+  assertEquals(masks.shape, [30, 40]);
+  assert(masks.data.every((v) => v === 0));
+});
+
+Deno.test("computeMasks: more than 65535 masks come back as Uint32Array", async () => {
+  // 257 x 256 squares of 5 x 5 pixels on a 6-pixel grid
+  const ny = 257, nx = 256, ly = ny * 6, lx = nx * 6;
+  const lab = new Uint32Array(ly * lx);
+  for (let y = 0; y < ly; y++) {
+    for (let x = 0; x < lx; x++) {
+      if (y % 6 < 5 && x % 6 < 5) lab[y * lx + x] = Math.floor(y / 6) * nx + Math.floor(x / 6) + 1;
+    }
+  }
+  const flows = masksToFlows({ data: lab, shape: [ly, lx] });
+  const dP = { data: flows.data.map((v) => 5 * v), shape: flows.shape };
+  const cellprob = { data: Float32Array.from(lab, (v) => (v ? 6 : -6)), shape: [ly, lx] };
+  const masks = await computeMasks(dP, cellprob, { device: "cpu", niter: 10, flowThreshold: 0 });
+  assert(masks.data instanceof Uint32Array);
+  assertMasksMatch(masks, { data: lab, shape: [ly, lx] });
+});
+
+Deno.test("computeMasks: bad inputs give CellposeErrors naming the value", async () => {
+  const dP = { data: new Float32Array(2 * 8 * 8), shape: [2, 8, 8] };
+  const cellprob = { data: new Float32Array(8 * 8).fill(1), shape: [8, 8] };
+  const shapeErr = await assertRejects(
+    () => computeMasks({ data: new Float32Array(2 * 8 * 9), shape: [2, 8, 9] }, cellprob),
+    CellposeError,
+    "dP must be [2, 8,8]",
+  );
+  assertEquals(shapeErr.code, "BAD_SHAPE");
+  const nan = new Float32Array(2 * 8 * 8);
+  nan[70] = NaN;
+  const nanErr = await assertRejects(
+    () => computeMasks({ data: nan, shape: [2, 8, 8] }, cellprob),
+    CellposeError,
+    "NaN",
+  );
+  assertEquals(nanErr.code, "BAD_VALUE");
+  const it = await assertRejects(
+    () => computeMasks(dP, cellprob, { niter: -1 }),
+    CellposeError,
+    "niter",
+  );
+  assertEquals(it.code, "BAD_PARAMETER");
+  const tiny = await assertRejects(
+    () =>
+      computeMasks({ data: new Float32Array(2 * 8), shape: [2, 1, 8] }, {
+        data: new Float32Array(8),
+        shape: [1, 8],
+      }),
+    CellposeError,
+    "every axis >= 2",
+  );
+  assertEquals(tiny.code, "BAD_SHAPE");
+});
+
+Deno.test("selectBackend: cpu is the TS reference; unknown devices are refused", async () => {
+  assertEquals(await selectBackend("cpu"), cpuBackend);
+  const e = await assertRejects(
+    () => selectBackend("tpu" as "cpu"),
+    CellposeError,
+    '"tpu"',
+  );
+  assertEquals(e.code, "BAD_PARAMETER");
+  assertThrows(
+    () => followFlowsCpu(new Float32Array(4), [4], new Uint32Array(0), 1),
+    CellposeError,
+  );
+});
