@@ -3,8 +3,11 @@
  * end to end against the reference fixtures. Skipped where WebGPU has no adapter.
  */
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { fixture, REPO } from "./fixtures.ts";
+import { fixture, manifest, REPO } from "./fixtures.ts";
+import { assertMasksMatch } from "./match_masks.ts";
 import { CellposeError } from "../core/errors.ts";
+import type { NdArray } from "../core/ndarray.ts";
+import { computeMasks } from "../dynamics/compute_masks.ts";
 import { gpuBackend } from "../kernels/backend_gpu.ts";
 import { followFlowsGpu } from "../kernels/follow_flows_gpu.ts";
 import { adapterInfo, gpuDevice, WORKGROUP, workgroupGrid } from "../kernels/gpu.ts";
@@ -183,6 +186,45 @@ Deno.test({
     const b = await gpuBackend({ software: false });
     assertEquals(b === null, adapterInfo(device!)!.isFallbackAdapter);
     assertEquals((await gpuBackend())?.name, "webgpu");
+  },
+});
+
+for (const name of ["dyn-small", "dyn-large", "dyn-noisy", "dyn-thresh"]) {
+  Deno.test({
+    name: `computeMasks on WebGPU: ${name} gives cellpose v4's masks (labels identical)`,
+    ignore,
+    async fn() {
+      const p = (await manifest()).files[`${name}-masks.npy`].params ?? {};
+      const dP = await fixture(`${name}-dP`) as NdArray<Float32Array>;
+      const cellprob = await fixture(`${name}-cellprob`) as NdArray<Float32Array>;
+      const ref = await fixture(`${name}-masks`);
+      const masks = await computeMasks(dP, cellprob, {
+        device: "webgpu",
+        niter: p.niter,
+        flowThreshold: p.flow_threshold,
+        cellprobThreshold: p.cellprob_threshold,
+        minSize: p.min_size,
+      });
+      const m = assertMasksMatch(masks, ref, 0.99, `${name}: `);
+      assert(m.identical, `${name}: same masks but other labels`);
+    },
+  });
+}
+
+Deno.test({
+  name: "computeMasks on WebGPU: dyn3d gives cellpose v4's masks (labels identical)",
+  ignore,
+  async fn() {
+    const labels = await fixture("dyn3d-labels");
+    const flows = (await fixture("dyn3d-flows")).data as Float32Array;
+    const dP = { data: flows.map((v) => 5 * v), shape: [3, ...labels.shape] };
+    const cellprob = {
+      data: Float32Array.from(labels.data as Uint16Array, (v) => (v ? 6 : -6)),
+      shape: labels.shape,
+    };
+    const masks = await computeMasks(dP, cellprob, { device: "webgpu", niter: 200, minSize: 15 });
+    const m = assertMasksMatch(masks, await fixture("dyn3d-masks"), 0.99, "dyn3d: ");
+    assert(m.identical, "dyn3d: same masks but other labels");
   },
 });
 
