@@ -59,3 +59,15 @@ export { type MaskStat, maskStats, statsCsv } from "./io/stats.ts";
 export { type OutputNames, outputNames } from "./io/names.ts";
 export { gpuBackend, type GpuBackendOptions } from "./kernels/backend_gpu.ts";
 export { encodeSegNpy, type SegContent, writeSegNpy } from "./io/seg_npy.ts";
+export { computeMasks, type ComputeMasksOptions } from "./dynamics/compute_masks.ts";
+export { masksToFlows } from "./dynamics/masks_to_flows.ts";
+export type { DynamicsBackend } from "./dynamics/backend.ts";
+export { cpuBackend } from "./dynamics/cpu_backend.ts";
+export {
+  averagePrecision,
+  errorRate,
+  intersectionOverUnion,
+  type IouPairs,
+  iouPairs,
+  type MatchCounts,
+} from "./metrics/matching.ts";
