@@ -1,8 +1,6 @@
 /**
  * The output flags of `segment` (`--save_tif`, `--save_rois`, `--savedir` ...) and writing the
  * chosen files for one image, named as cellpose names them, through the library's writers.
- * cellpose's `_seg.npy` (a pickled Python dict) is not written: the label TIFF is the default
- * output instead.
  *
  * @example
  * ```ts
@@ -12,14 +10,14 @@
  * const model = await loadModel("cpsam");
  * const result = await segment(read.image, { model });
  * const written = await writeOutputs("cells.png", read, result, {
- *   savedir: "out", save_tif: true, save_png: false, save_txt: false,
+ *   savedir: "out", no_npy: false, save_tif: true, save_png: false, save_txt: false,
  *   save_outlines: false, save_rois: true, save_flows: false, save_csv: false,
  * });
- * console.log(written); // ["out/cells_cp_masks.tif", "out/cells_rois.zip"]
+ * console.log(written); // ["out/cells_seg.npy", "out/cells_cp_masks.tif", "out/cells_rois.zip"]
  * ```
  * @module
  */
-import { basename, join } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import { transpose } from "../core/transpose.ts";
@@ -34,6 +32,7 @@ import {
   statsCsv,
   writeLabels,
   writeRoiZip,
+  writeSegNpy,
   writeTiff,
 } from "../mod.ts";
 
@@ -46,10 +45,15 @@ export const outputOptions = {
       "each image",
     group: "Output",
   },
+  no_npy: {
+    kind: "boolean",
+    description: "do not write <name>_seg.npy (masks, outlines and flows for the cellpose GUI, " +
+      "written by default)",
+    group: "Output",
+  },
   save_tif: {
     kind: "boolean",
-    description: "write the label image <name>_cp_masks.tif (also written when no other " +
-      "output is asked for)",
+    description: "write the label image <name>_cp_masks.tif",
     group: "Output",
   },
   save_png: {
@@ -86,11 +90,6 @@ export const outputOptions = {
       "mean intensity per cell",
     group: "Output",
   },
-  no_npy: {
-    kind: "boolean",
-    description: "accepted for cellpose compatibility; this version writes no _seg.npy",
-    group: "Output",
-  },
   json: {
     kind: "boolean",
     description: "print one JSON line per image on stdout (path, nMasks, outputs, timings)",
@@ -101,6 +100,7 @@ export const outputOptions = {
 /** The parsed output flags that {@link writeOutputs} reads. */
 export interface OutputArgs {
   savedir?: string;
+  no_npy: boolean;
   save_tif: boolean;
   save_png: boolean;
   save_txt: boolean;
@@ -138,24 +138,40 @@ function statsImage(read: LoadedImage, masks: NdArray): NdArray<NumericArray> | 
   return undefined;
 }
 
+/** Whether `args` asks for any output at all. */
+export function wantsOutput(args: OutputArgs): boolean {
+  return !args.no_npy || args.save_tif || args.save_png || args.save_txt || args.save_outlines ||
+    args.save_rois || args.save_flows || args.save_csv;
+}
+
 /**
- * Writes the outputs that `args` asks for (the label TIFF when none is) and returns their paths.
- * Unlike cellpose, `--savedir` also takes the ROI set, so read-only image folders work.
+ * Writes the outputs that `args` asks for and returns their paths. Unlike cellpose, `--savedir`
+ * also takes `_seg.npy` and the ROI set, so images in read-only folders can be segmented.
  */
 export async function writeOutputs(
   imagePath: string,
   read: LoadedImage,
   result: SegmentResult,
-  args: OutputArgs,
+  args: OutputArgs & { diameter?: number },
 ): Promise<string[]> {
   if (args.savedir) await Deno.mkdir(args.savedir, { recursive: true });
   const names = outputNames(imagePath, { savedir: args.savedir });
-  const rois = args.savedir ? join(args.savedir, basename(names.rois)) : names.rois;
+  const inSavedir = (path: string) => args.savedir ? join(args.savedir, basename(path)) : path;
   const { masks } = result;
   const written: string[] = [];
-  const anyOther = args.save_png || args.save_txt || args.save_outlines || args.save_rois ||
-    args.save_flows || args.save_csv;
-  if (args.save_tif || !anyOther) {
+  if (!args.no_npy) {
+    const seg = inSavedir(names.seg);
+    const flat = masks.shape.length === 2;
+    await writeSegNpy(seg, {
+      masks,
+      filename: resolve(imagePath),
+      flows: flat ? result.flows : undefined,
+      cellprob: flat ? result.cellprob : undefined,
+      diameter: args.diameter,
+    });
+    written.push(seg);
+  }
+  if (args.save_tif) {
     await writeLabels(masks, names.masksTif);
     written.push(names.masksTif);
   }
@@ -176,6 +192,7 @@ export async function writeOutputs(
     written.push(names.overlayPng);
   }
   if (args.save_rois) {
+    const rois = inSavedir(names.rois);
     await writeRoiZip(rois, masks);
     written.push(rois);
   }

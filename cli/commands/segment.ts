@@ -21,7 +21,7 @@ import { formatOptions, parseArgs, type Values } from "../args.ts";
 import { type Command, describeError, EXIT } from "../command.ts";
 import { collectInputs } from "../inputs.ts";
 import { loadModelForCli, modelOptions } from "../model.ts";
-import { outputOptions, writeOutputs } from "../outputs.ts";
+import { outputOptions, wantsOutput, writeOutputs } from "../outputs.ts";
 import { createProgress } from "../progress.ts";
 
 const options = {
@@ -221,8 +221,9 @@ Examples:
   deno task cellpose segment cells.tif --pretrained_model ~/models/my_finetuned_model
 
 Outputs go next to each image, or into --savedir, named like cellpose's:
-  <name>_cp_masks.tif           label image: 0 background, 1..N one number per cell
-                                (--save_tif; written by default when no other output is asked)
+  <name>_seg.npy                masks, outlines and flows for the cellpose GUI (default;
+                                --no_npy turns it off)
+  <name>_cp_masks.tif           label image: 0 background, 1..N one number per cell (--save_tif)
   <name>_cp_masks.png           the same as a 16-bit PNG (--save_png)
   <name>_cp_outlines.txt        outlines, one cell per line, for ImageJ (--save_txt)
   <name>_outlines_cp_masks.png  outlines drawn over the image (--save_outlines)
@@ -258,6 +259,14 @@ async function run(argv: string[]): Promise<number> {
       "BAD_PARAMETER",
       "no images given. Example: deno task cellpose segment cells.tif",
       inputs,
+    );
+  }
+  if (!wantsOutput(v)) {
+    throw new CellposeError(
+      "BAD_PARAMETER",
+      "nothing to write: --no_npy turns off _seg.npy and no --save_* flag is given " +
+        "(add e.g. --save_tif)",
+      "--no_npy",
     );
   }
   const files = await collectInputs(inputs, {
