@@ -23,16 +23,16 @@ import { CellposeError } from "../core/errors.ts";
 import { type NdArray, type NumericArray, size } from "../core/ndarray.ts";
 import type { Device } from "../core/types.ts";
 import { readImage } from "../io/image.ts";
-import { loadModel } from "../models/load.ts";
 import { listModels, type Precision } from "../models/store.ts";
-import { segment } from "../pipeline/segment.ts";
 import { guard } from "./auth.ts";
+import { createEngine, type RemoteModel } from "./engine.ts";
 import { bridgeRoutes } from "./bridge.ts";
 import { errorResponse, jsonError, statusOf } from "./errors.ts";
 import { createJobQueue, isFinal, type Job, type JobQueue } from "./jobs.ts";
 import { createModelSlot, type ModelSlot } from "./model_slot.ts";
 import { openApiDocument } from "./openapi.ts";
 import { panelRoutes } from "./panel.ts";
+import { declaredElements } from "./probe.ts";
 import { parseSegmentParams, type SegmentParams } from "./params.ts";
 import { readSegmentRequest } from "./request.ts";
 import {
@@ -77,6 +77,8 @@ export interface AppOptions {
   resultTtlMs?: number;
   /** results kept together, in bytes; the oldest go first [1 GiB] */
   maxResultBytes?: number;
+  /** [3000] a cancelled job still computing this long after is stopped by restarting the worker */
+  cancelGraceMs?: number;
   /** [true] keep flows and cell probabilities for `format=flows|cellprob` (12 bytes/pixel) */
   keepFlows?: boolean;
   /** folder of the built panel [plugin-ui/dist] */
@@ -96,7 +98,7 @@ export interface JobInput {
 export interface CellposeApp {
   app: Hono;
   jobs: JobQueue<JobInput, StoredResult>;
-  model: ModelSlot;
+  model: ModelSlot<RemoteModel>;
   /** cancels every job and frees the model */
   close(): Promise<void>;
 }
@@ -114,13 +116,17 @@ export function createApp(options: AppOptions = {}): CellposeApp {
   const syncMaxPixels = options.syncMaxPixels ?? 2 ** 22;
   const startedAt = Date.now();
 
-  const model = createModelSlot((name) =>
-    loadModel(name, { device: options.device ?? "auto", precision: options.precision ?? "fp32" })
-  );
+  const engine = createEngine({
+    device: options.device,
+    precision: options.precision,
+    cancelGraceMs: options.cancelGraceMs,
+    log,
+  });
+  const model = createModelSlot((name) => engine.load(name));
   const jobs = createJobQueue<JobInput, StoredResult>(
     async (input, { signal, onProgress }) => {
-      const r = await model.use((net) =>
-        segment(input.image, { ...input.params, model: net, signal, onProgress })
+      const r = await model.use((m) =>
+        engine.segment(m, input.image, input.params, { signal, onProgress })
       );
       return storeResult(r, input.name, options.keepFlows ?? true);
     },
@@ -163,6 +169,17 @@ export function createApp(options: AppOptions = {}): CellposeApp {
         `sync=1 takes images up to ${syncMaxPixels} elements, this one has ` +
           `${size(image.shape)}: submit it without sync and poll /v1/jobs/<id>`,
         { field: "sync" },
+      );
+    }
+    const loaded = model.status();
+    if (loaded.state === "none" || loaded.state === "failed") {
+      return jsonError(
+        503,
+        "MODEL_NOT_FOUND",
+        loaded.state === "failed"
+          ? `model ${loaded.name} failed to load (${loaded.error?.message}); ` +
+            "POST /v1/models/<name>/load another"
+          : "no model is loaded: POST /v1/models/<name>/load first",
       );
     }
     const job = jobs.submit(input, image.data.byteLength);
@@ -214,6 +231,7 @@ export function createApp(options: AppOptions = {}): CellposeApp {
       device: { network: model.status().device ?? null, webgpu: await webgpuInfo() },
       model: model.status(),
       queue: jobs.stats(),
+      workerRestarts: engine.restarts(),
       memory: Deno.memoryUsage(),
     }));
   app.route("/v1/bridge", bridgeRoutes({ maxUploadBytes: maxUpload, replaceMasks }));
@@ -265,6 +283,7 @@ export function createApp(options: AppOptions = {}): CellposeApp {
     async close() {
       jobs.close();
       await model.close();
+      engine.close();
     },
   };
 }
@@ -320,12 +339,27 @@ function flag(v: string | undefined, field: string): boolean {
   });
 }
 
-/** Reads the image; any failure is a 4xx naming the `image` field. */
+function tooManyElements(name: string, n: number, shape: string, maxPixels: number) {
+  return new CellposeError(
+    "TOO_LARGE",
+    `${name} has ${n} elements (${shape}); the server takes up to ${maxPixels} (option maxPixels)`,
+    { field: "image", got: n },
+  );
+}
+
+/**
+ * Reads the image; any failure is a 4xx naming the `image` field. An image whose header declares
+ * more than `maxPixels` elements is refused before it is decoded.
+ */
 async function decodeImage(
   bytes: Uint8Array,
   name: string,
   maxPixels: number,
 ): Promise<{ image: NdArray<NumericArray>; axes: { channelAxis?: number; zAxis?: number } }> {
+  const declared = await declaredElements(bytes);
+  if (declared !== undefined && declared > maxPixels) {
+    throw tooManyElements(name, declared, "declared in its header", maxPixels);
+  }
   let loaded;
   try {
     loaded = await readImage(bytes, name);
@@ -341,14 +375,7 @@ async function decodeImage(
     );
   }
   const n = size(loaded.image.shape);
-  if (n > maxPixels) {
-    throw new CellposeError(
-      "TOO_LARGE",
-      `${name} has ${n} elements (shape [${loaded.image.shape}]); the server takes up to ` +
-        `${maxPixels} (option maxPixels)`,
-      { field: "image", got: loaded.image.shape },
-    );
-  }
+  if (n > maxPixels) throw tooManyElements(name, n, `shape [${loaded.image.shape}]`, maxPixels);
   return {
     image: loaded.image,
     axes: { channelAxis: loaded.channelAxis, zAxis: loaded.zAxis },

@@ -5,12 +5,14 @@
  * @example
  * ```ts
  * import { createModelSlot } from "./model_slot.ts";
- * import { loadModel } from "../models/load.ts";
- * const slot = createModelSlot((name) => loadModel(name, { device: "cpu" }));
+ * import { createEngine } from "./engine.ts";
+ * const engine = createEngine({ device: "cpu" });
+ * const slot = createModelSlot((name) => engine.load(name));
  * slot.load("cpsam");
- * const n = await slot.use((net) => Promise.resolve(net.bsize));
+ * const n = await slot.use((model) => Promise.resolve(model.bsize));
  * console.log(n, slot.status()); // 256 { name: "cpsam", state: "loaded", device: "cpu" }
  * await slot.close();
+ * engine.close();
  * ```
  * @module
  */
@@ -27,39 +29,44 @@ export interface ModelStatus {
   error?: { code: string; message: string };
 }
 
+/** What a slot can hold: a loaded network or a handle to one. */
+export type SlotModel = Pick<NetRunner, "device" | "dispose">;
+
 /** See {@link createModelSlot}. */
-export interface ModelSlot {
+export interface ModelSlot<M extends SlotModel> {
   /** starts loading `name` (replacing the current model once loaded); resolves when loaded */
-  load(name: string): Promise<NetRunner>;
+  load(name: string): Promise<M>;
   /** runs `fn` with the current model, waiting for a load in progress */
-  use<T>(fn: (net: NetRunner) => Promise<T>): Promise<T>;
+  use<T>(fn: (net: M) => Promise<T>): Promise<T>;
   status(): ModelStatus;
   /** disposes the model once no job uses it */
   close(): Promise<void>;
 }
 
-interface Held {
-  net: NetRunner;
+interface Held<M extends SlotModel> {
+  net: M;
   users: number;
   retired: boolean;
 }
 
 /** A slot that loads models with `loader`. */
-export function createModelSlot(loader: (name: string) => Promise<NetRunner>): ModelSlot {
-  let current: Held | undefined;
+export function createModelSlot<M extends SlotModel>(
+  loader: (name: string) => Promise<M>,
+): ModelSlot<M> {
+  let current: Held<M> | undefined;
   let currentName: string | undefined;
-  let pending: Promise<Held> | undefined;
+  let pending: Promise<Held<M>> | undefined;
   let generation = 0;
   let status: ModelStatus = { state: "none" };
 
-  const release = async (h: Held) => {
+  const release = async (h: Held<M>) => {
     if (h.retired && h.users === 0) await h.net.dispose();
   };
 
-  function load(name: string): Promise<NetRunner> {
+  function load(name: string): Promise<M> {
     const gen = ++generation;
     status = { name, state: "loading" };
-    const attempt: Promise<Held> = loader(name).then(
+    const attempt: Promise<Held<M>> = loader(name).then(
       async (net) => {
         if (gen !== generation) {
           await net.dispose();
@@ -94,7 +101,7 @@ export function createModelSlot(loader: (name: string) => Promise<NetRunner>): M
     return attempt.then((h) => h.net);
   }
 
-  async function use<T>(fn: (net: NetRunner) => Promise<T>): Promise<T> {
+  async function use<T>(fn: (net: M) => Promise<T>): Promise<T> {
     const held = pending ? await pending.catch(() => current) : current;
     if (!held) {
       throw new CellposeError(

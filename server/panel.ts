@@ -34,7 +34,7 @@ const NOT_BUILT = `<!doctype html>
 code{background:#eee;padding:0 .25em}</style></head>
 <body><h1>cellpose-deno server</h1>
 <p>The server is running, but the web panel is not built.</p>
-<p>Build it from the repository root with <code>deno task build-ui</code> (it writes
+<p>Build it from the repository root with <code>deno task build:panel</code> (it writes
 <code>plugin-ui/dist/</code>), then reload this page.</p>
 <p>The HTTP API works without the panel: see <a href="/openapi.json">/openapi.json</a> and
 <a href="/v1/health">/v1/health</a>.</p></body></html>

@@ -1,0 +1,93 @@
+/**
+ * The segmentation worker: runs `loadModel` and `segment` off the server's main thread, so the
+ * HTTP side (uploads, progress events, health, cancel) stays responsive while a job computes.
+ * Messages are described in `engine.ts`, which starts this module as a Web Worker.
+ *
+ * @example
+ * ```ts
+ * const worker = new Worker(new URL("./engine_worker.ts", import.meta.url), { type: "module" });
+ * worker.postMessage({ type: "load", id: 1, model: { handle: 1, name: "cpsam" } });
+ * ```
+ * @module
+ */
+import { CellposeError } from "../core/errors.ts";
+import type { NetRunner } from "../core/types.ts";
+import { loadModel } from "../models/load.ts";
+import { segment } from "../pipeline/segment.ts";
+import type { ModelSpec, SerializedError, ToWorker } from "./engine.ts";
+
+const scope = self as unknown as {
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  onmessage: ((e: MessageEvent<ToWorker>) => void) | null;
+};
+
+const models = new Map<number, Promise<NetRunner>>();
+
+/**
+ * An `AbortSignal` that first looks at the server's shared cancel flag on every use, so a cancel
+ * is seen even while this worker's event loop is blocked.
+ */
+function sharedSignal(flag: Int32Array): AbortSignal {
+  const controller = new AbortController();
+  const real = controller.signal;
+  return new Proxy(real, {
+    get(_, prop) {
+      if (!real.aborted && Atomics.load(flag, 0) === 1) {
+        controller.abort(new CellposeError("CANCELLED", "job cancelled"));
+      }
+      const v = Reflect.get(real, prop, real);
+      return typeof v === "function" ? v.bind(real) : v;
+    },
+  });
+}
+
+function modelOf(spec: ModelSpec): Promise<NetRunner> {
+  let net = models.get(spec.handle);
+  if (!net) {
+    net = loadModel(spec.name, { device: spec.device, precision: spec.precision });
+    models.set(spec.handle, net);
+    net.catch(() => models.delete(spec.handle));
+  }
+  return net;
+}
+
+function serialize(e: unknown): SerializedError {
+  if (e instanceof CellposeError) {
+    let value: unknown;
+    try {
+      value = structuredClone(e.value);
+    } catch { /* not cloneable: left out */ }
+    return { code: e.code, message: e.message, value };
+  }
+  return { message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
+}
+
+async function handle(m: ToWorker): Promise<void> {
+  const reply = (msg: Record<string, unknown>, transfer: Transferable[] = []) =>
+    scope.postMessage({ ...msg, id: m.id }, transfer);
+  try {
+    if (m.type === "load") {
+      const net = await modelOf(m.model);
+      reply({ type: "result", result: { device: net.device, bsize: net.bsize } });
+    } else if (m.type === "dispose") {
+      const net = models.get(m.model.handle);
+      models.delete(m.model.handle);
+      await (await net?.catch(() => undefined))?.dispose();
+      reply({ type: "result", result: null });
+    } else {
+      const net = await modelOf(m.model);
+      const r = await segment(m.image, {
+        ...m.params,
+        model: net,
+        signal: sharedSignal(m.cancel),
+        onProgress: (p) => reply({ type: "progress", progress: p }),
+      });
+      const buffers = new Set([r.masks, r.flows, r.cellprob].map((a) => a.data.buffer));
+      reply({ type: "result", result: r }, [...buffers] as ArrayBuffer[]);
+    }
+  } catch (e) {
+    reply({ type: "error", error: serialize(e) });
+  }
+}
+
+scope.onmessage = (e) => void handle(e.data);
