@@ -1,13 +1,12 @@
 /**
  * The dynamics hot loops, TypeScript reference vs WGSL on WebGPU, on the reference fixtures:
  * `followFlows` (200 steps from every cell pixel) and `diffuseHeat` (masks -> flows of the ground
- * truth labels, the flow-error QC's work), then the whole `computeMasks` on each backend.
- * Median of 3 runs after one warm-up (which also compiles the pipelines).
+ * truth labels, the flow-error QC's work). The whole `computeMasks` per backend is in
+ * `dynamics.bench.ts`. Median of 3 runs after one warm-up (which also compiles the pipelines).
  * @module
  */
 import { cpuBackend } from "../dynamics/cpu_backend.ts";
 import type { DynamicsBackend } from "../dynamics/backend.ts";
-import { computeMasks } from "../dynamics/compute_masks.ts";
 import { maskCenters } from "../dynamics/masks_to_flows.ts";
 import { gpuBackend } from "../kernels/backend_gpu.ts";
 import { adapterInfo, gpuDevice } from "../kernels/gpu.ts";
@@ -81,11 +80,6 @@ export default async function (): Promise<void> {
         `masks -> flows heat (${niter} iter)`,
         (b) => b.diffuseHeat(c.labels, c.shape as [number, number], centers, niter),
       ],
-      ["computeMasks", (b) =>
-        computeMasks({ data: c.dP, shape: [ndim, ...c.shape] }, {
-          data: c.cellprob,
-          shape: c.shape,
-        }, { backend: b })],
     ];
     for (const [step, run] of steps) {
       if (ndim === 3 && step.startsWith("masks")) continue; // the CPU backend's heat is 2D
