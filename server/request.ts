@@ -1,7 +1,7 @@
 /**
  * Splits a `POST /v1/segment` request into the image bytes and the raw parameters. Accepted
- * bodies: the image file itself (`image/tiff`, `image/png`, `application/x-npy`,
- * `application/octet-stream`), or `multipart/form-data` with an `image` file part plus
+ * bodies: the image file itself (`image/tiff`, `image/png`, `image/jpeg`, `application/x-npy`,
+ * `application/octet-stream`; the format is read from the bytes), or `multipart/form-data` with an `image` file part plus
  * parameters as fields and/or a `params` field holding a JSON object. Query-string parameters
  * apply to both; a body parameter overrides the same name in the query.
  *
@@ -25,6 +25,7 @@ import { readBodyLimited } from "./upload.ts";
 export const IMAGE_CONTENT_TYPES = [
   "image/tiff",
   "image/png",
+  "image/jpeg",
   "application/x-npy",
   "application/octet-stream",
 ] as const;
