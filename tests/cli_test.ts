@@ -2,6 +2,7 @@ import { assert, assertAlmostEquals, assertEquals, assertThrows } from "./assert
 import { join } from "node:path";
 import { CellposeError } from "../core/errors.ts";
 import { parseArgs } from "../cli/args.ts";
+import { createProgress } from "../cli/progress.ts";
 import { readImage } from "../mod.ts";
 import { DATA, fixture, FIXTURES, manifest, REPO } from "./fixtures.ts";
 import { assertMasksMatch } from "./match_masks.ts";
@@ -54,6 +55,27 @@ Deno.test("cli args: bad input names the flag as typed", () => {
     const e = assertThrows(() => parseArgs(argv, specs), CellposeError, message);
     assertEquals(e.code, "BAD_PARAMETER");
   }
+});
+
+Deno.test("cli progress: a live line with tiles/s and ETA on a terminal, plain lines otherwise", () => {
+  const lines: string[] = [];
+  const tty = createProgress({ total: 2, tty: true, columns: 120, write: (t) => lines.push(t) });
+  tty.start("a.png");
+  tty.update({ stage: "network", tilesDone: 0, tilesTotal: 8 });
+  tty.update({ stage: "network", tilesDone: 8, tilesTotal: 8 });
+  tty.done("3 masks");
+  assert(
+    /^\r\x1b\[K\[1\/2\] a\.png  network █+ 8\/8 tiles  [\d.]+ tiles\/s  ETA /.test(lines[1]),
+    lines[1],
+  );
+  assertEquals(lines[2], "\r\x1b[K", "the live line is cleared");
+  assert(lines[3].startsWith("[1/2] a.png: 3 masks ("), lines[3]);
+  const plain: string[] = [];
+  const log = createProgress({ total: 1, tty: false, write: (t) => plain.push(t) });
+  log.start("b.tif");
+  log.update({ stage: "network", tilesDone: 1, tilesTotal: 2 });
+  log.fail("b.tif: not an image");
+  assertEquals(plain, ["[1/1] b.tif: started\n", "[1/1] b.tif: FAILED: b.tif: not an image\n"]);
 });
 
 // ---------------------------------------------------------------- the CLI, as a subprocess
@@ -261,4 +283,27 @@ Deno.test("cli: eval of the metrics fixtures gives cellpose's numbers", async ()
   assertEquals(table.code, 0, table.stderr);
   assert(table.stdout.includes("IoU 0.50: AP 0.649  TP 24  FP 7  FN 6"), table.stdout);
   assert(table.stdout.includes("error rate (IoU 0.5, mean per image): 0.433"), table.stdout);
+});
+
+Deno.test("cli: serve answers on the port it prints and stops on Ctrl+C", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(REPO, "cli", "main.ts"), "serve", "--port", "0", ...tiny],
+    cwd: REPO,
+    env: { CELLPOSE_LOCAL_MODELS_PATH: cache },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let log = "";
+  let url: string | undefined;
+  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+    log += chunk;
+    url = log.match(/listening on (http:\/\/\S+)/)?.[1];
+    if (url) break;
+  }
+  assert(url, log);
+  const health = await (await fetch(`${url}/v1/health`)).json();
+  assertEquals(health.status, "ok");
+  child.kill("SIGINT");
+  assertEquals((await child.status).code, 0);
 });
