@@ -22,7 +22,9 @@ final class ServerClient {
   ServerClient(String baseUrl, String token) {
     this.base = baseUrl.replaceAll("/+$", "");
     this.token = token == null || token.isEmpty() ? null : token;
-    this.http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    // HTTP/1.1: the JDK's default HTTP/2 upgrade over plain http (h2c) is refused by Deno's server
+    this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+        .connectTimeout(Duration.ofSeconds(5)).build();
   }
 
   String baseUrl() {
@@ -41,8 +43,8 @@ final class ServerClient {
       if (res.statusCode() >= 400) {
         String body = new String(res.body(), StandardCharsets.UTF_8);
         String msg = Json.string(body, "message");
-        throw new BridgeException("The Cellpose server refused the request (HTTP " + res.statusCode() + "): "
-            + (msg != null ? msg : body));
+        String why = msg != null ? msg : body.isEmpty() ? "no details given" : body;
+        throw new BridgeException("The Cellpose server refused the request (HTTP " + res.statusCode() + "): " + why);
       }
       return res;
     } catch (ConnectException e) {
