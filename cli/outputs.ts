@@ -5,11 +5,11 @@
  * @example
  * ```ts
  * import { writeOutputs } from "./outputs.ts";
- * import { readImage, segment, loadModel } from "../mod.ts";
- * const read = await readImage("cells.png");
+ * import { loadModel, readImage, segment } from "../mod.ts";
+ * const { image } = await readImage("cells.png");
  * const model = await loadModel("cpsam");
- * const result = await segment(read.image, { model });
- * const written = await writeOutputs("cells.png", read, result, {
+ * const result = await segment(image, { model });
+ * const { written } = await writeOutputs("cells.png", result, { image }, {
  *   savedir: "out", no_npy: false, save_tif: true, save_png: false, save_txt: false,
  *   save_outlines: false, save_rois: true, save_flows: false, save_csv: false,
  * });
@@ -18,22 +18,20 @@
  * @module
  */
 import { basename, join, resolve } from "node:path";
-import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import { transpose } from "../core/transpose.ts";
 import type { SegmentResult } from "../core/types.ts";
 import {
-  type LoadedImage,
+  encodeLabels,
+  encodeRoiZip,
+  encodeSegNpy,
+  encodeTiff,
   maskStats,
   masksToOutlines,
   outlineOverlayPng,
   outlinesText,
   outputNames,
   statsCsv,
-  writeLabels,
-  writeRoiZip,
-  writeSegNpy,
-  writeTiff,
 } from "../mod.ts";
 
 /** The output flags. */
@@ -110,18 +108,7 @@ export interface OutputArgs {
   save_csv: boolean;
 }
 
-function only2D(what: string, masks: NdArray): void {
-  if (masks.shape.length !== 2) {
-    throw new CellposeError(
-      "UNSUPPORTED",
-      `${what} is for 2D images; these masks have shape [${masks.shape}] (use --save_tif or ` +
-        "--save_rois for stacks)",
-      masks.shape,
-    );
-  }
-}
-
-/** Flows [2, H, W] as CYX, or [3, Z, H, W] moved to Z, C, H, W (the page order of stacks). */
+/** Flows [2, H, W] as CYX, or [2|3, Z, H, W] moved to Z, C, H, W (the page order of stacks). */
 function flowsForTiff(
   flows: NdArray<Float32Array>,
 ): { array: NdArray<Float32Array>; axes: string } {
@@ -129,13 +116,22 @@ function flowsForTiff(
   return { array: transpose(flows, [1, 0, 2, 3]), axes: "ZCYX" };
 }
 
-/** The image for intensity statistics, when its channels are first or last (else none). */
-function statsImage(read: LoadedImage, masks: NdArray): NdArray<NumericArray> | undefined {
-  const { image, channelAxis } = read;
+/**
+ * The image beside its masks: its channel axis (the given one, else the one axis whose removal
+ * leaves the masks' shape), if first or last as the overlay and statistics need; `undefined`
+ * when the image cannot be laid over the masks.
+ */
+function alignedImage(
+  image: NdArray<NumericArray>,
+  masks: NdArray,
+  channelAxis: number | undefined,
+): { image: NdArray<NumericArray>; channelAxis?: number } | undefined {
   const nd = masks.shape.length;
-  if (image.shape.length === nd) return image;
-  if (image.shape.length === nd + 1 && (channelAxis === 0 || channelAxis === nd)) return image;
-  return undefined;
+  const same = (shape: number[]) => shape.join() === masks.shape.join();
+  if (image.shape.length === nd) return same(image.shape) ? { image } : undefined;
+  if (image.shape.length !== nd + 1) return undefined;
+  const axis = [channelAxis ?? nd, 0, nd].find((k) => same(image.shape.filter((_, i) => i !== k)));
+  return axis === 0 || axis === nd ? { image, channelAxis: axis } : undefined;
 }
 
 /** Whether `args` asks for any output at all. */
@@ -144,68 +140,88 @@ export function wantsOutput(args: OutputArgs): boolean {
     args.save_rois || args.save_flows || args.save_csv;
 }
 
+/** What {@link writeOutputs} did. */
+export interface WrittenOutputs {
+  /** paths written, in the order of the flags */
+  written: string[];
+  /** outputs that do not apply to this image, and why (e.g. PNG labels of a stack) */
+  skipped: string[];
+}
+
+/** How the image was read and segmented, for the outputs that need more than the masks. */
+export interface OutputContext {
+  /** the input image as read */
+  image: NdArray<NumericArray>;
+  /** its channel axis, when known */
+  channelAxis?: number;
+  /** the diameter given, stored in `_seg.npy` */
+  diameter?: number;
+}
+
 /**
- * Writes the outputs that `args` asks for and returns their paths. Unlike cellpose, `--savedir`
- * also takes `_seg.npy` and the ROI set, so images in read-only folders can be segmented.
+ * Writes the outputs that `args` asks for. Outputs made for 2D images (PNG labels, outlines) are
+ * skipped for stacks, with the reason. Unlike cellpose, `--savedir` also takes `_seg.npy` and the
+ * ROI set, so images in read-only folders can be segmented.
  */
 export async function writeOutputs(
   imagePath: string,
-  read: LoadedImage,
   result: SegmentResult,
-  args: OutputArgs & { diameter?: number },
-): Promise<string[]> {
+  context: OutputContext,
+  args: OutputArgs,
+): Promise<WrittenOutputs> {
   if (args.savedir) await Deno.mkdir(args.savedir, { recursive: true });
   const names = outputNames(imagePath, { savedir: args.savedir });
   const inSavedir = (path: string) => args.savedir ? join(args.savedir, basename(path)) : path;
   const { masks } = result;
+  const flat = masks.shape.length === 2;
   const written: string[] = [];
+  const skipped: string[] = [];
+  const write = async (path: string, bytes: Uint8Array | string) => {
+    if (typeof bytes === "string") await Deno.writeTextFile(path, bytes);
+    else await Deno.writeFile(path, bytes);
+    written.push(path);
+  };
+  const flatOnly = (flag: string) => {
+    if (!flat) skipped.push(`${flag}: for 2D images only (masks [${masks.shape}])`);
+    return flat;
+  };
+  const aligned = alignedImage(context.image, masks, context.channelAxis);
   if (!args.no_npy) {
-    const seg = inSavedir(names.seg);
-    const flat = masks.shape.length === 2;
-    await writeSegNpy(seg, {
-      masks,
-      filename: resolve(imagePath),
-      flows: flat ? result.flows : undefined,
-      cellprob: flat ? result.cellprob : undefined,
-      diameter: args.diameter,
-    });
-    written.push(seg);
+    await write(
+      inSavedir(names.seg),
+      encodeSegNpy({
+        masks,
+        filename: resolve(imagePath),
+        flows: flat ? result.flows : undefined,
+        cellprob: flat ? result.cellprob : undefined,
+        diameter: context.diameter,
+      }),
+    );
   }
-  if (args.save_tif) {
-    await writeLabels(masks, names.masksTif);
-    written.push(names.masksTif);
+  if (args.save_tif) await write(names.masksTif, encodeLabels(masks, "tif"));
+  if (args.save_png && flatOnly("--save_png")) {
+    await write(names.masksPng, encodeLabels(masks, "png"));
   }
-  if (args.save_png) {
-    only2D("--save_png", masks);
-    await writeLabels(masks, names.masksPng);
-    written.push(names.masksPng);
+  if (args.save_txt && flatOnly("--save_txt")) {
+    await write(names.outlinesTxt, outlinesText(masksToOutlines(masks)));
   }
-  if (args.save_txt) {
-    only2D("--save_txt", masks);
-    await Deno.writeTextFile(names.outlinesTxt, outlinesText(masksToOutlines(masks)));
-    written.push(names.outlinesTxt);
+  if (args.save_outlines && flatOnly("--save_outlines")) {
+    if (aligned) {
+      await write(
+        names.overlayPng,
+        outlineOverlayPng(aligned.image, masks, { channelAxis: aligned.channelAxis }),
+      );
+    } else skipped.push(`--save_outlines: image [${context.image.shape}] does not match the masks`);
   }
-  if (args.save_outlines) {
-    only2D("--save_outlines", masks);
-    const png = outlineOverlayPng(read.image, masks, { channelAxis: read.channelAxis });
-    await Deno.writeFile(names.overlayPng, png);
-    written.push(names.overlayPng);
-  }
-  if (args.save_rois) {
-    const rois = inSavedir(names.rois);
-    await writeRoiZip(rois, masks);
-    written.push(rois);
-  }
+  if (args.save_rois) await write(inSavedir(names.rois), encodeRoiZip(masks));
   if (args.save_flows) {
     const { array, axes } = flowsForTiff(result.flows);
-    await writeTiff(names.dpTif, array, { axes, compression: "deflate" });
-    await writeTiff(names.cellprobTif, result.cellprob, { compression: "deflate" });
-    written.push(names.dpTif, names.cellprobTif);
+    await write(names.dpTif, encodeTiff(array, { axes, compression: "deflate" }));
+    await write(names.cellprobTif, encodeTiff(result.cellprob, { compression: "deflate" }));
   }
   if (args.save_csv) {
-    const stats = maskStats(masks, statsImage(read, masks), { channelAxis: read.channelAxis });
-    await Deno.writeTextFile(names.statsCsv, statsCsv(stats));
-    written.push(names.statsCsv);
+    const stats = maskStats(masks, aligned?.image, { channelAxis: aligned?.channelAxis });
+    await write(names.statsCsv, statsCsv(stats));
   }
-  return written;
+  return { written, skipped };
 }

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { CellposeError } from "../core/errors.ts";
 import { parseArgs } from "../cli/args.ts";
 import { createProgress } from "../cli/progress.ts";
-import { readImage } from "../mod.ts";
+import { readImage, writeNpy } from "../mod.ts";
 import { DATA, fixture, FIXTURES, manifest, REPO } from "./fixtures.ts";
 import { assertMasksMatch } from "./match_masks.ts";
 
@@ -214,6 +214,45 @@ Deno.test("cli: segment --channel_axis 2 reproduces cellpose's masks of eval2ch"
   const want = await fixture("eval2ch-masks");
   assertEquals(got.shape, want.shape);
   assertMasksMatch(got, want, 1);
+});
+
+Deno.test("cli: a Z stack with --stitch_threshold; 2D-only outputs are skipped, not failed", async () => {
+  const planes = await fixture("eval3ch-image"); // [3, 280, 260] uint8, used here as Z, Y, X
+  const [z, h, w, W] = [3, 96, 96, planes.shape[2]];
+  const crop = new Uint8Array(z * h * w);
+  for (let k = 0; k < z; k++) {
+    for (let y = 0; y < h; y++) {
+      crop.set(
+        planes.data.subarray(
+          (k * planes.shape[1] + y) * W,
+          (k * planes.shape[1] + y) * W + w,
+        ) as Uint8Array,
+        (k * h + y) * w,
+      );
+    }
+  }
+  const stack = join(work, "stack.npy");
+  await Deno.writeFile(stack, writeNpy({ data: crop, shape: [z, h, w] }));
+  const r = await cli([
+    "segment",
+    stack,
+    "--z_axis",
+    "0",
+    "--stitch_threshold",
+    "0.5",
+    ...tiny,
+    "--no_npy",
+    "--save_tif",
+    "--save_png",
+    "--json",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  const [res] = jsonLines(r.stdout);
+  assertEquals(res.outputs, [join(work, "stack_cp_masks.tif")]);
+  assertEquals(res.skipped, ["--save_png: for 2D images only (masks [3,96,96])"]);
+  const { image: masks } = await readImage(res.outputs[0]);
+  assertEquals(masks.shape, [z, h, w]);
+  assertEquals(labelsOf(masks.data).size, res.nMasks);
 });
 
 Deno.test("cli: a corrupt file in a folder is reported, the others are done (exit 1)", async () => {

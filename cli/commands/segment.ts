@@ -282,13 +282,18 @@ async function run(argv: string[]): Promise<number> {
       const started = performance.now();
       try {
         const read = await readImage(path);
+        const axes = imageAxes(path, read, v);
         const result = await segment(read.image, {
           ...segmentOptions(v),
-          ...imageAxes(path, read, v),
+          ...axes,
           model,
           onProgress: (p) => progress.update(p),
         });
-        const outputs = await writeOutputs(path, read, result, v);
+        const { written: outputs, skipped } = await writeOutputs(path, result, {
+          image: read.image,
+          channelAxis: axes.channelAxis,
+          diameter: v.diameter,
+        }, v);
         const timings = { ...result.timings, total: performance.now() - started };
         progress.done(
           `${result.nMasks} masks` +
@@ -296,8 +301,12 @@ async function run(argv: string[]): Promise<number> {
               ? `, wrote ${outputs.map((o) => basename(o)).join(", ")} in ${dirname(outputs[0])}`
               : ""),
         );
+        for (const s of skipped) progress.note(`  skipped ${s}`);
         if (v.json) {
-          console.log(JSON.stringify({ path, nMasks: result.nMasks, outputs, timings }));
+          const extra = skipped.length ? { skipped } : {};
+          console.log(
+            JSON.stringify({ path, nMasks: result.nMasks, outputs, timings, ...extra }),
+          );
         }
       } catch (e) {
         failed++;
