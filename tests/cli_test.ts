@@ -64,10 +64,8 @@ Deno.test("cli progress: a live line with tiles/s and ETA on a terminal, plain l
   tty.update({ stage: "network", tilesDone: 0, tilesTotal: 8 });
   tty.update({ stage: "network", tilesDone: 8, tilesTotal: 8 });
   tty.done("3 masks");
-  assert(
-    /^\r\x1b\[K\[1\/2\] a\.png  network █+ 8\/8 tiles  [\d.]+ tiles\/s  ETA /.test(lines[1]),
-    lines[1],
-  );
+  assert(lines[1].startsWith("\r\x1b[K[1/2] a.png  network █"), lines[1]);
+  assert(/█ 8\/8 tiles {2}[\d.]+ tiles\/s {2}ETA /.test(lines[1]), lines[1]);
   assertEquals(lines[2], "\r\x1b[K", "the live line is cleared");
   assert(lines[3].startsWith("[1/2] a.png: 3 masks ("), lines[3]);
   const plain: string[] = [];
