@@ -40,7 +40,7 @@ export interface ProgressOptions {
   tty?: boolean;
   /** where text goes (default: stderr) */
   write?: (text: string) => void;
-  /** terminal width (default: the console's, else 100) */
+  /** terminal width (default: the terminal's, else 100) */
   columns?: number;
 }
 
@@ -48,6 +48,16 @@ const encoder = new TextEncoder();
 const writeStderr = (text: string) => {
   Deno.stderr.writeSync(encoder.encode(text));
 };
+
+/** Width of the terminal on stderr; 100 when unknown (pipes, or 0 reported by a pseudo-terminal). */
+function terminalColumns(): number {
+  try {
+    const { columns } = Deno.consoleSize();
+    return columns >= 20 ? columns : 100;
+  } catch {
+    return 100;
+  }
+}
 
 /** `1.2 s`, `3 min 04 s`: durations as people read them. */
 export function formatDuration(ms: number): string {
@@ -67,16 +77,7 @@ function bar(fraction: number, width: number): string {
 export function createProgress(options: ProgressOptions): ProgressReporter {
   const tty = options.tty ?? Deno.stderr.isTerminal();
   const write = options.write ?? writeStderr;
-  const columns = options.columns ??
-    (tty
-      ? (() => {
-        try {
-          return Deno.consoleSize().columns;
-        } catch {
-          return 100;
-        }
-      })()
-      : 100);
+  const columns = options.columns ?? terminalColumns();
   let index = 0;
   let name = "";
   let fileStart = 0;
