@@ -115,3 +115,16 @@ export interface NetRunner {
 
 /** An image as accepted by {@link segment}: any numeric typed array with 2 to 4 dimensions. */
 export type ImageArray = NdArray<NumericArray>;
+
+/**
+ * A 2-D image read region by region, for images too large to hold in memory (see
+ * `segmentLarge`). Pixels are channel-last.
+ */
+export interface ImageSource {
+  readonly height: number;
+  readonly width: number;
+  /** samples per pixel (1: grey) */
+  readonly channels: number;
+  /** pixels of `[y0, y1) x [x0, x1)`: [h, w] when `channels` is 1, else [h, w, channels] */
+  read(rect: { y0: number; x0: number; y1: number; x1: number }): Promise<ImageArray>;
+}

@@ -35,7 +35,8 @@ export function isTiff(bytes: Uint8Array): boolean {
 
 const FORMATS: Record<number, string> = { 1: "unsigned integer", 2: "signed integer", 3: "float" };
 
-interface PageInfo {
+/** Geometry and sample type of one TIFF page. */
+export interface PageInfo {
   /** all samples share one bit depth and format */
   uniform: boolean;
   width: number;
@@ -46,7 +47,8 @@ interface PageInfo {
   planar: number;
 }
 
-function pageInfo(img: GeoTIFFImage): PageInfo {
+/** Reads a page's geometry and sample type from its IFD. */
+export function pageInfo(img: GeoTIFFImage): PageInfo {
   const samples = img.getSamplesPerPixel();
   const bits = img.getBitsPerSample(0);
   const format = img.getSampleFormat(0);
@@ -65,7 +67,8 @@ function pageInfo(img: GeoTIFFImage): PageInfo {
   };
 }
 
-function checkSupported(p: PageInfo, name: string): void {
+/** Throws BAD_FILE naming `name` for sample types and sizes this reader does not handle. */
+export function checkSupported(p: PageInfo, name: string): void {
   if (!p.uniform) {
     throw badFile(name, "unsupported sample format: samples of one pixel differ in type");
   }

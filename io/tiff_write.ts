@@ -35,8 +35,8 @@ export interface TiffWriteOptions {
   description?: string;
 }
 
-// TIFF tags and field types used here
-const T = {
+// TIFF tags and field types used here (shared with the strip writer, io/tiff_strips.ts)
+export const T = {
   width: 256,
   height: 257,
   bits: 258,
@@ -50,10 +50,11 @@ const T = {
   planar: 284,
   sampleFormat: 339,
 };
-const SHORT = 3, LONG = 4, ASCII = 2;
-const STRIP_BYTES = 65536;
+export const SHORT = 3, LONG = 4, ASCII = 2;
+export const STRIP_BYTES = 65536;
 
-function sampleInfo(data: NumericArray): { bits: number; format: number } {
+/** TIFF BitsPerSample and SampleFormat (1 unsigned, 2 signed, 3 float) of a typed array. */
+export function sampleInfo(data: NumericArray): { bits: number; format: number } {
   if (data instanceof Uint8Array || data instanceof Uint8ClampedArray) {
     return { bits: 8, format: 1 };
   }

@@ -32,9 +32,9 @@ import { tileStarts } from "./tiles.ts";
 
 const f32 = Math.fround;
 /** cellpose's threshold of the percentile range (compared in float32) */
-const MIN_RANGE = f32(1e-3);
+export const MIN_RANGE = f32(1e-3);
 /** above this many values per channel, percentiles use a strided subsample */
-const SUBSAMPLE_ABOVE = 224 ** 3;
+export const SUBSAMPLE_ABOVE = 224 ** 3;
 
 /** A stack view: Z planes of H x W pixels with C interleaved channels. */
 interface Dims {

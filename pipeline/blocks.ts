@@ -1,0 +1,147 @@
+/**
+ * Block decomposition of a large 2-D image: the image is cut into a grid of `blockSize` cores
+ * (the last row and column take what is left), and every block is its core grown by `halo`
+ * pixels on each side, clipped to the image. Cores tile the image exactly; blocks overlap their
+ * neighbours by `2 * halo` across each shared core edge. A block is a self-contained unit of work
+ * (see `segmentBlock`): the plan is pure data and can be sent to workers as JSON.
+ *
+ * @example
+ * ```ts
+ * import { planBlocks } from "./blocks.ts";
+ * const plan = planBlocks(1500, 1300, { blockSize: 512, halo: 64 });
+ * console.log(plan.rows, plan.cols, plan.blocks[4]);
+ * // 3 3 { id: 4, row: 1, col: 1, y0: 448, x0: 448, y1: 1088, x1: 1088,
+ * //       core: { y0: 512, x0: 512, y1: 1024, x1: 1024 } }
+ * ```
+ * @module
+ */
+import { CellposeError } from "../core/errors.ts";
+
+/** A half-open pixel rectangle `[y0, y1) x [x0, x1)` in image coordinates. */
+export interface Rect {
+  y0: number;
+  x0: number;
+  y1: number;
+  x1: number;
+}
+
+/** One block: the region read and segmented (`y0..y1, x0..x1`, core plus halo) and its core. */
+export interface Block extends Rect {
+  /** index in {@link BlockPlan.blocks} (row-major) */
+  id: number;
+  row: number;
+  col: number;
+  /** the part of the image this block is responsible for */
+  core: Rect;
+}
+
+/** The blocks of an image. */
+export interface BlockPlan {
+  height: number;
+  width: number;
+  blockSize: number;
+  halo: number;
+  rows: number;
+  cols: number;
+  /** row-major: block `id` is at row `floor(id / cols)`, column `id % cols` */
+  blocks: Block[];
+}
+
+/** Options of {@link planBlocks}. */
+export interface BlockOptions {
+  /** [2048] side of a block's core in pixels */
+  blockSize?: number;
+  /** [128] margin added around each core; at most `blockSize / 2` */
+  halo?: number;
+}
+
+function positiveInt(name: string, v: number, min: number, expected: string): number {
+  if (!Number.isInteger(v) || v < min) {
+    throw new CellposeError("BAD_PARAMETER", `${name} must be ${expected}, got ${v}`, v);
+  }
+  return v;
+}
+
+/**
+ * Lists the blocks of a `height` x `width` image (see the module doc). Throws BAD_PARAMETER for
+ * a non-integer or non-positive size, a block size below 16 or a halo outside `[0, blockSize/2]`
+ * (a larger halo would make blocks two cores apart overlap).
+ *
+ * @example
+ * ```ts
+ * import { planBlocks } from "./blocks.ts";
+ * const { blocks } = planBlocks(100, 300, { blockSize: 128, halo: 16 });
+ * console.log(blocks.map((b) => [b.core.x0, b.core.x1, b.x0, b.x1]));
+ * // [[0, 128, 0, 144], [128, 256, 112, 272], [256, 300, 240, 300]]
+ * ```
+ */
+export function planBlocks(height: number, width: number, options: BlockOptions = {}): BlockPlan {
+  positiveInt("height", height, 1, "an integer >= 1");
+  positiveInt("width", width, 1, "an integer >= 1");
+  const blockSize = positiveInt("blockSize", options.blockSize ?? 2048, 16, "an integer >= 16");
+  const halo = positiveInt("halo", options.halo ?? 128, 0, "an integer >= 0");
+  if (2 * halo > blockSize) {
+    throw new CellposeError(
+      "BAD_PARAMETER",
+      `halo must be at most blockSize / 2 = ${blockSize / 2}, got ${halo}`,
+      halo,
+    );
+  }
+  const rows = Math.ceil(height / blockSize), cols = Math.ceil(width / blockSize);
+  const blocks: Block[] = [];
+  for (let row = 0; row < rows; row++) {
+    for (let col = 0; col < cols; col++) {
+      const core = {
+        y0: row * blockSize,
+        x0: col * blockSize,
+        y1: Math.min(height, (row + 1) * blockSize),
+        x1: Math.min(width, (col + 1) * blockSize),
+      };
+      blocks.push({
+        id: blocks.length,
+        row,
+        col,
+        y0: Math.max(0, core.y0 - halo),
+        x0: Math.max(0, core.x0 - halo),
+        y1: Math.min(height, core.y1 + halo),
+        x1: Math.min(width, core.x1 + halo),
+        core,
+      });
+    }
+  }
+  return { height, width, blockSize, halo, rows, cols, blocks };
+}
+
+/** The intersection of two rectangles, or undefined when they do not overlap. */
+export function intersect(a: Rect, b: Rect): Rect | undefined {
+  const r = {
+    y0: Math.max(a.y0, b.y0),
+    x0: Math.max(a.x0, b.x0),
+    y1: Math.min(a.y1, b.y1),
+    x1: Math.min(a.x1, b.x1),
+  };
+  return r.y0 < r.y1 && r.x0 < r.x1 ? r : undefined;
+}
+
+/**
+ * The blocks whose regions overlap block `id`'s region (at most its 8 grid neighbours), in id
+ * order.
+ *
+ * @example
+ * ```ts
+ * import { neighbours, planBlocks } from "./blocks.ts";
+ * const plan = planBlocks(1000, 1000, { blockSize: 400, halo: 20 });
+ * console.log(neighbours(plan, 0).map((b) => b.id)); // [1, 3, 4]
+ * ```
+ */
+export function neighbours(plan: BlockPlan, id: number): Block[] {
+  const b = plan.blocks[id];
+  const out: Block[] = [];
+  for (let r = Math.max(0, b.row - 1); r <= Math.min(plan.rows - 1, b.row + 1); r++) {
+    for (let c = Math.max(0, b.col - 1); c <= Math.min(plan.cols - 1, b.col + 1); c++) {
+      const n = plan.blocks[r * plan.cols + c];
+      if (n.id !== id && intersect(b, n)) out.push(n);
+    }
+  }
+  return out;
+}
