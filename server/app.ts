@@ -18,7 +18,6 @@
  * @module
  */
 import { Hono } from "hono";
-import type { Context } from "hono";
 import { CellposeError } from "../core/errors.ts";
 import { type NdArray, type NumericArray, size } from "../core/ndarray.ts";
 import type { Device } from "../core/types.ts";
@@ -183,7 +182,7 @@ export function createApp(options: AppOptions = {}): CellposeApp {
       );
     }
     const job = jobs.submit(input, image.data.byteLength);
-    if (sync) return await syncResult(c, job, format);
+    if (sync) return await syncResult(job, format);
     c.header("location", `/v1/jobs/${job.id}`);
     return c.json(jobView(job), 202);
   });
@@ -261,15 +260,12 @@ export function createApp(options: AppOptions = {}): CellposeApp {
     job.result = editedResult(job.result, image);
   }
 
-  async function syncResult(c: Context, job: Job<JobInput, StoredResult>, format: string) {
-    const signal = c.req.raw.signal;
-    const onAbort = () => jobs.remove(job.id);
-    signal.addEventListener("abort", onAbort);
-    try {
-      await jobs.settled(job.id);
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-    }
+  /**
+   * Waits for a `sync=1` job and answers with its result; the job is not kept. (Deno does not
+   * report a client that disconnects from a POST, so such a job runs to its end, then goes.)
+   */
+  async function syncResult(job: Job<JobInput, StoredResult>, format: string) {
+    await jobs.settled(job.id);
     const res = resultResponse(job, format);
     res.headers.set("x-job-id", job.id);
     jobs.remove(job.id);

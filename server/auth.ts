@@ -73,7 +73,8 @@ export function guard(opts: GuardOptions): MiddlewareHandler {
       return jsonError(
         403,
         "FORBIDDEN",
-        `origin ${origin} is not allowed; start the server with --cors-origin ${origin}`,
+        `origin ${origin} is not allowed; add it to the server's CORS origins ` +
+          `(option corsOrigins, or CELLPOSE_CORS_ORIGINS=${origin})`,
         "origin",
       );
     }

@@ -42,14 +42,23 @@ export const DEFAULT_PORT = 8000;
 /**
  * Listens on `host:port` (defaults 127.0.0.1:8000). Throws `UNAUTHORIZED` before binding when
  * `host` is not loopback and no token (of 8+ characters; default `$CELLPOSE_TOKEN`) is given.
+ * `corsOrigins` defaults to the comma-separated `$CELLPOSE_CORS_ORIGINS`.
  */
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const hostname = options.host ?? "127.0.0.1";
   const log = options.log ?? console.error;
   const token = options.token ?? (Deno.env.get("CELLPOSE_TOKEN") || undefined);
+  const corsOrigins = options.corsOrigins ??
+    (Deno.env.get("CELLPOSE_CORS_ORIGINS") ?? "").split(",").map((o) => o.trim()).filter(Boolean);
   requireTokenForBind(hostname, token);
   let port = options.port ?? DEFAULT_PORT;
-  const core = createApp({ ...options, token, log, ownOrigins: () => ownOrigins(hostname, port) });
+  const core = createApp({
+    ...options,
+    token,
+    corsOrigins,
+    log,
+    ownOrigins: () => ownOrigins(hostname, port),
+  });
   const listening = Promise.withResolvers<Deno.NetAddr>();
   const server = Deno.serve({
     hostname,
