@@ -89,4 +89,9 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  // `deno task` runs in the repository folder; paths on the command line are the user's
+  const userCwd = Deno.env.get("INIT_CWD");
+  if (userCwd) Deno.chdir(userCwd);
+  Deno.exit(await main(Deno.args));
+}
