@@ -199,7 +199,9 @@ export function parseArgs<const T extends OptionSpecs>(
 
 function describeDefault(spec: OptionSpec): string {
   if (spec.default === undefined) return "";
-  const d = Array.isArray(spec.default) ? spec.default.join(" ") : String(spec.default);
+  const d = Array.isArray(spec.default)
+    ? spec.default.join(spec.count ? " " : ",")
+    : String(spec.default);
   return ` [default: ${d}]`;
 }
 

@@ -41,7 +41,8 @@ Usage: deno task cellpose eval <predicted> <ground_truth> [--thresholds 0.5,0.75
 <predicted> and <ground_truth> are two folders, or two label image files (.tif .png .npy).
 Files are paired by name: the ground truth <name>_masks.tif (or any label image, if the folder
 has no *_masks files) goes with the prediction <name>_cp_masks.tif (what \`segment --save_tif\`
-writes), or <name>_masks.* or the same file name in the predicted folder.
+writes), or <name>_masks.* or the same file name in the predicted folder. Ground truth without
+a prediction is listed and left out.
 
 For each image and IoU threshold t, a predicted mask matches a true mask when their
 intersection over union is at least t (one-to-one). Then:
@@ -57,7 +58,8 @@ Examples:
 
 ${
     formatOptions(options)
-  }Exit codes: 0 every image scored, 1 some could not be, 2 wrong command line.`;
+  }Exit codes: 0 every pair scored, 1 some pair could not be read (or no pair found), 2 wrong
+command line.`;
 
 /** One predicted / true label image pair. */
 interface Pair {
@@ -144,7 +146,7 @@ async function run(argv: string[]): Promise<number> {
   const { pairs, missing } = predIsDir
     ? await pairFolders(predPath, gtPath)
     : { pairs: [{ name: stemOf(gtPath), pred: predPath, gt: gtPath }], missing: [] as string[] };
-  const failures = missing.map((m) => `${m}: no prediction found in ${predPath}`);
+  const failures: string[] = [];
   const images: (Pair & MatchCounts & { errorRate: number })[] = [];
   for (const pair of pairs) {
     try {
@@ -167,6 +169,7 @@ async function run(argv: string[]): Promise<number> {
     fn: sum("fn"),
     meanErrorRate: mean(images.map((im) => im.errorRate)),
     failures,
+    missing,
   };
   if (v.json) console.log(JSON.stringify(summary));
   else {
@@ -194,7 +197,14 @@ async function run(argv: string[]): Promise<number> {
     });
     console.log(`  error rate (IoU 0.5, mean per image): ${f3(summary.meanErrorRate)}`);
   }
-  for (const f of failures) console.error(`warning: ${f}`);
+  if (missing.length) {
+    console.error(
+      `note: ${missing.length} ground-truth file${missing.length === 1 ? " has" : "s have"} no ` +
+        `prediction in ${predPath} and ${missing.length === 1 ? "is" : "are"} not scored: ` +
+        `${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""}`,
+    );
+  }
+  for (const f of failures) console.error(`error: ${f}`);
   if (!images.length) {
     console.error("error: no image pair could be scored");
     return EXIT.failed;
