@@ -305,6 +305,21 @@ Deno.test("cli: eval of the dsb2018 labels against themselves gives AP 1 everywh
   assertEquals(out.meanErrorRate, 0);
 });
 
+Deno.test("cli: eval pairs <name>_cp_masks predictions with <name>_masks ground truth", async () => {
+  const pred = join(work, "pred");
+  await Deno.mkdir(pred);
+  for (const id of ["00071198d059", "03f583ec5018"]) {
+    await Deno.copyFile(join(DATA, "dsb2018", `${id}_masks.tif`), join(pred, `${id}_cp_masks.tif`));
+  }
+  const r = await cli(["eval", pred, join(DATA, "dsb2018"), "--json", "--thresholds", "0.5"]);
+  assertEquals(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assertEquals(out.images.map((im: { name: string }) => im.name), ["00071198d059", "03f583ec5018"]);
+  assertEquals(out.meanAP, [1]);
+  assertEquals(out.missing.length, 46);
+  assert(r.stderr.includes("46 ground-truth files have no prediction"), r.stderr);
+});
+
 Deno.test("cli: eval of the metrics fixtures gives cellpose's numbers", async () => {
   const { metrics } = await manifest();
   const pred = join(FIXTURES, "metrics-pred.npy"), gt = join(FIXTURES, "metrics-gt.npy");
