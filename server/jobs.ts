@@ -213,30 +213,30 @@ export function createJobQueue<I, R>(
     } catch (e) {
       work$ = Promise.reject(e);
     }
-    work$.then(
-      (result) => {
-        if (job.status !== "running") return; // cancelled meanwhile
-        job.result = result;
-        job.resultBytes = options.resultBytes(result);
-        resultBytes += job.resultBytes;
-        setStatus(job, "done");
-      },
-      (e) => {
-        if (job.status !== "running") return;
-        if (
-          job.controller.signal.aborted || (e instanceof CellposeError && e.code === "CANCELLED")
-        ) {
-          setStatus(job, "cancelled");
-        } else {
-          setStatus(job, "failed", toJobError(e));
-        }
-      },
-    ).finally(() => {
+    // the slot is freed before the final status is announced, so a waiter sees it free
+    const settle = (announce: () => void) => {
       running--;
       meanRunMs = 0.8 * meanRunMs + 0.2 * (now() - (job.startedAt ?? now()));
+      if (job.status === "running") announce(); // else cancelled meanwhile: nothing to add
       prune();
       pump();
-    });
+    };
+    work$.then(
+      (result) =>
+        settle(() => {
+          job.result = result;
+          job.resultBytes = options.resultBytes(result);
+          resultBytes += job.resultBytes;
+          setStatus(job, "done");
+        }),
+      (e) =>
+        settle(() => {
+          const cancelled = job.controller.signal.aborted ||
+            (e instanceof CellposeError && e.code === "CANCELLED");
+          if (cancelled) setStatus(job, "cancelled");
+          else setStatus(job, "failed", toJobError(e));
+        }),
+    );
   }
 
   function checkRoom(inputBytes: number) {
@@ -299,7 +299,8 @@ export function createJobQueue<I, R>(
     for (const j of finished) if (t - j.finishedAt! >= ttl) forget(j);
     if (resultBytes > maxResultBytes) {
       finished.sort((a, b) => a.finishedAt! - b.finishedAt!);
-      for (const j of finished) {
+      // the newest result stays even alone over the budget: its client has yet to fetch it
+      for (const j of finished.slice(0, -1)) {
         if (resultBytes <= maxResultBytes) break;
         if (jobs.has(j.id) && j.resultBytes > 0) forget(j);
       }

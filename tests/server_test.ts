@@ -12,6 +12,7 @@ import { CellposeError } from "../core/errors.ts";
 import { readNpy, writeNpy } from "../io/npy.ts";
 import { readImage } from "../io/image.ts";
 import { encodePng } from "../io/png.ts";
+import { encodeLabels } from "../io/labels.ts";
 import { type RunningServer, type ServerOptions, startServer } from "../server/main.ts";
 import { SEGMENT_PARAMS } from "../server/params.ts";
 
@@ -183,6 +184,28 @@ Deno.test("server: segmentation jobs with the tiny model over HTTP", async (t) =
       const cellprob = readNpy(new Uint8Array(await (await get("cellprob")).arrayBuffer()));
       assertEquals(cellprob.shape, [300, 417]);
       await assertApiError(await get("bmp"), 400, "BAD_PARAMETER", "format");
+
+      // the panel sends edited labels through the viewer bridge: they replace the job's masks
+      const viewer = await (await fetch(`${server.url}/v1/bridge/register`, {
+        method: "POST",
+        body: JSON.stringify({ name: "test viewer" }),
+      })).json();
+      const edited = Uint16Array.from(masks.data as Uint16Array, (v) => (v === 1 ? 0 : v));
+      const show = new FormData();
+      show.set("job", job.id);
+      show.set("title", "edited");
+      show.set(
+        "labels",
+        new Blob([body(encodeLabels({ data: edited, shape: [300, 417] }, "tif"))]),
+      );
+      const shown = await fetch(`${server.url}/v1/bridge/${viewer.id}/show`, {
+        method: "POST",
+        body: show,
+      });
+      assertEquals(shown.status, 200, await shown.text());
+      assertEquals((await (await get("json")).json()).nMasks, nRef - 1);
+      const after = readNpy(new Uint8Array(await (await get("npy")).arrayBuffer()));
+      assertEquals(Array.from(after.data as Uint16Array), Array.from(edited));
 
       const del = await fetch(`${server.url}/v1/jobs/${job.id}`, { method: "DELETE" });
       assertEquals((await del.json()).cancelled, false);
