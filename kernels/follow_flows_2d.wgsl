@@ -11,6 +11,10 @@ struct Params {
   last: vec4<f32>, // L - 1 per axis
   start: vec4<u32>, // offset of each axis' table in `starts`
   niter: u32,
+  // 1.0, read at run time: every product that feeds a sum is multiplied by it, so that a compiler
+  // which fuses multiply-adds (WGSL allows it) can only fuse this exact product, and the result
+  // keeps the separately rounded products of the float32 reference
+  one: f32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -37,8 +41,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var uy = starts[P.start.x + p / P.size.y];
   var ux = starts[P.start.y + p % P.size.y];
   for (var t = 0u; t < P.niter; t++) {
-    let x = (ux + 1.0) * P.half.y - 0.5;
-    let y = (uy + 1.0) * P.half.x - 0.5;
+    let x = (ux + 1.0) * P.half.y * P.one - 0.5;
+    let y = (uy + 1.0) * P.half.x * P.one - 0.5;
     let xw = floor(x);
     let yn = floor(y);
     let w = x - xw;
@@ -51,10 +55,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let se = n * w;
     let ix = i32(xw);
     let iy = i32(yn);
-    let dx = corner(1u, iy, ix) * nw + corner(1u, iy, ix + 1) * ne + corner(1u, iy + 1, ix) * sw +
-      corner(1u, iy + 1, ix + 1) * se;
-    let dy = corner(0u, iy, ix) * nw + corner(0u, iy, ix + 1) * ne + corner(0u, iy + 1, ix) * sw +
-      corner(0u, iy + 1, ix + 1) * se;
+    let dx = corner(1u, iy, ix) * nw * P.one + corner(1u, iy, ix + 1) * ne * P.one +
+      corner(1u, iy + 1, ix) * sw * P.one + corner(1u, iy + 1, ix + 1) * se * P.one;
+    let dy = corner(0u, iy, ix) * nw * P.one + corner(0u, iy, ix + 1) * ne * P.one +
+      corner(0u, iy + 1, ix) * sw * P.one + corner(0u, iy + 1, ix + 1) * se * P.one;
     ux = clamp(ux + dx, -1.0, 1.0);
     uy = clamp(uy + dy, -1.0, 1.0);
   }

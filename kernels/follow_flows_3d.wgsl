@@ -12,6 +12,10 @@ struct Params {
   last: vec4<f32>, // L - 1 per axis
   start: vec4<u32>, // offset of each axis' table in `starts`
   niter: u32,
+  // 1.0, read at run time: every product that feeds a sum is multiplied by it, so that a compiler
+  // which fuses multiply-adds (WGSL allows it) can only fuse this exact product, and the result
+  // keeps the separately rounded products of the float32 reference
+  one: f32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -32,7 +36,7 @@ fn corner(v: vec3<i32>) -> vec3<f32> {
 
 // grid_sampler_unnormalize(align_corners=False): ((u + 1) * L - 1) / 2
 fn unnormalize(u: vec3<f32>) -> vec3<f32> {
-  return ((u + 1.0) * P.len.xyz - 1.0) * 0.5;
+  return ((u + 1.0) * P.len.xyz * P.one - 1.0) * 0.5;
 }
 
 @compute @workgroup_size(64)
@@ -56,14 +60,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let hi = f1 - c; // distance to the upper corner per axis
     let i0 = vec3<i32>(f0);
     // weight of a corner = product over axes of the distance to the opposite corner, x * y * z
-    var acc = corner(i0) * (hi.z * hi.y * hi.x);
-    acc += corner(i0 + vec3<i32>(0, 0, 1)) * (lo.z * hi.y * hi.x);
-    acc += corner(i0 + vec3<i32>(0, 1, 0)) * (hi.z * lo.y * hi.x);
-    acc += corner(i0 + vec3<i32>(0, 1, 1)) * (lo.z * lo.y * hi.x);
-    acc += corner(i0 + vec3<i32>(1, 0, 0)) * (hi.z * hi.y * lo.x);
-    acc += corner(i0 + vec3<i32>(1, 0, 1)) * (lo.z * hi.y * lo.x);
-    acc += corner(i0 + vec3<i32>(1, 1, 0)) * (hi.z * lo.y * lo.x);
-    acc += corner(i0 + vec3<i32>(1, 1, 1)) * (lo.z * lo.y * lo.x);
+    var acc = corner(i0) * (hi.z * hi.y * hi.x) * P.one;
+    acc += corner(i0 + vec3<i32>(0, 0, 1)) * (lo.z * hi.y * hi.x) * P.one;
+    acc += corner(i0 + vec3<i32>(0, 1, 0)) * (hi.z * lo.y * hi.x) * P.one;
+    acc += corner(i0 + vec3<i32>(0, 1, 1)) * (lo.z * lo.y * hi.x) * P.one;
+    acc += corner(i0 + vec3<i32>(1, 0, 0)) * (hi.z * hi.y * lo.x) * P.one;
+    acc += corner(i0 + vec3<i32>(1, 0, 1)) * (lo.z * hi.y * lo.x) * P.one;
+    acc += corner(i0 + vec3<i32>(1, 1, 0)) * (hi.z * lo.y * lo.x) * P.one;
+    acc += corner(i0 + vec3<i32>(1, 1, 1)) * (lo.z * lo.y * lo.x) * P.one;
     u = clamp(u + acc, vec3<f32>(-1.0), vec3<f32>(1.0));
   }
   let end = vec3<i32>(((u + 1.0) * 0.5) * P.last.xyz);

@@ -125,7 +125,7 @@ function checkArgs(flow: Float32Array, shape: readonly number[], niter: number):
   }
 }
 
-/** Uniforms in the layout of `Params` of both kernels (5 x vec4 + niter). */
+/** Uniforms in the layout of `Params` of both kernels (5 x vec4, niter, one). */
 function packParams(shape: readonly number[], niter: number): Uint32Array {
   const buf = new ArrayBuffer(96);
   const u = new Uint32Array(buf);
@@ -140,6 +140,7 @@ function packParams(shape: readonly number[], niter: number): Uint32Array {
     offset += l;
   });
   u[20] = niter;
+  f[21] = 1;
   return u;
 }
 

@@ -135,11 +135,20 @@ export function computePipeline(device: GPUDevice, code: string): GPUComputePipe
   return pipeline;
 }
 
-/** Loads a `.wgsl` file next to this module (file: in Deno, http: in a browser). */
-export async function wgslSource(name: string): Promise<string> {
-  const res = await fetch(new URL(name, import.meta.url));
-  if (!res.ok) throw new CellposeError("BAD_FILE", `kernel ${name} not found`, name);
-  return await res.text();
+const sources = new Map<string, Promise<string>>();
+
+/** Loads a `.wgsl` file next to this module (file: in Deno, http: in a browser), once. */
+export function wgslSource(name: string): Promise<string> {
+  let src = sources.get(name);
+  if (!src) {
+    src = fetch(new URL(name, import.meta.url)).then((res) => {
+      if (!res.ok) throw new CellposeError("BAD_FILE", `kernel ${name} not found`, name);
+      return res.text();
+    });
+    src.catch(() => sources.delete(name));
+    sources.set(name, src);
+  }
+  return src;
 }
 
 /**
