@@ -12,7 +12,7 @@
  * const device = await gpuDevice();
  * if (device) {
  *   const T = await diffuseHeatGpu(device, new Uint32Array([1, 1, 1]), [1, 3], new Uint32Array([1]), 2);
- *   console.log(T); // Float64Array [0.259..., 0.370..., 0.259...]
+ *   console.log(T); // Float64Array [0.1358..., 0.1481..., 0.1358...]
  * }
  * ```
  * @module
