@@ -48,7 +48,7 @@ Usage: deno task cellpose serve [--port 8000] [--host 127.0.0.1] [--token SECRET
 
 Starts a local HTTP server and prints its address; open it in a browser for the web panel, or
 point the Fiji plugin at it. The model is loaded once and shared by all requests. Stop it with
-Ctrl+C.
+Ctrl+C (or SIGTERM): running jobs are cancelled and the model is freed.
 
 Examples:
   deno task cellpose serve
@@ -79,9 +79,10 @@ async function run(argv: string[]): Promise<number> {
     precision: v.fp16 ? "fp16" : "fp32",
   });
   const stop = () => void server.close();
-  Deno.addSignalListener("SIGINT", stop);
+  const signals = ["SIGINT", "SIGTERM"] as const;
+  for (const sig of signals) Deno.addSignalListener(sig, stop);
   await server.finished;
-  Deno.removeSignalListener("SIGINT", stop);
+  for (const sig of signals) Deno.removeSignalListener(sig, stop);
   return EXIT.ok;
 }
 
