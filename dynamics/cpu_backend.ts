@@ -10,14 +10,13 @@
  * @module
  */
 import type { DynamicsBackend } from "./backend.ts";
-import { followFlowsCpu } from "./follow_flows.ts";
+import { followFlowsParallel } from "./follow_parallel.ts";
 import { diffuseHeat2D } from "./heat.ts";
 
-/** Runs the hot loops in TypeScript on the calling thread. */
+/** Runs the hot loops in TypeScript (large flow-following jobs on worker threads). */
 export const cpuBackend: DynamicsBackend = {
   name: "cpu",
-  followFlows: (flow, shape, cells, niter) =>
-    Promise.resolve(followFlowsCpu(flow, shape, cells, niter)),
+  followFlows: (flow, shape, cells, niter) => followFlowsParallel(flow, shape, cells, niter),
   diffuseHeat: (labels, shape, centers, niter) =>
     Promise.resolve(diffuseHeat2D(labels, shape, centers, niter)),
 };

@@ -6,6 +6,7 @@ import type { NdArray } from "../core/ndarray.ts";
 import { computeMasks, selectBackend } from "../dynamics/compute_masks.ts";
 import { cpuBackend } from "../dynamics/cpu_backend.ts";
 import { followFlowsCpu } from "../dynamics/follow_flows.ts";
+import { followFlowsParallel } from "../dynamics/follow_parallel.ts";
 import { getMasks } from "../dynamics/get_masks.ts";
 import { fillHolesAndRemoveSmallMasks } from "../dynamics/fill_holes.ts";
 import { flowErrors } from "../dynamics/flow_error.ts";
@@ -68,6 +69,17 @@ Deno.test("followFlows: 3D points move along Z", () => {
   const flow = new Float32Array(3 * 72).fill(1, 0, 72); // dZ = 1 px per step
   const end = followFlowsCpu(flow, shape, new Uint32Array([22]), 3); // z2 y1 x1
   assertEquals(Array.from(end), [5, 1, 1]);
+});
+
+Deno.test("followFlowsParallel: three workers give the single-thread end points", async () => {
+  const dP = f32(await fixture("dyn-small-dP"));
+  const cp = f32(await fixture("dyn-small-cellprob"));
+  const n = cp.data.length;
+  const cells = Uint32Array.from(cp.data.keys()).filter((i) => cp.data[i] > 0);
+  const flow = new Float32Array(2 * n);
+  for (const i of cells) (flow[i] = dP.data[i] / 5), (flow[n + i] = dP.data[n + i] / 5);
+  const one = followFlowsCpu(flow, cp.shape, cells, 200);
+  assertEquals(await followFlowsParallel(flow, cp.shape, cells, 200, 3, 0), one);
 });
 
 Deno.test("getMasks: points converging to two sinks give two masks; oversized masks go", () => {

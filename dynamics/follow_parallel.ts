@@ -1,0 +1,73 @@
+/**
+ * `followFlowsCpu` split over Web Workers (one per hardware thread) for large jobs: the points
+ * are independent, so each worker integrates a contiguous share of the cells and the results
+ * are concatenated, equal to the single-threaded ones. Small jobs, one-thread machines and
+ * environments without workers run on the calling thread.
+ *
+ * @example
+ * ```ts
+ * import { followFlowsParallel } from "./follow_parallel.ts";
+ * const end = await followFlowsParallel(new Float32Array(32), [4, 4], new Uint32Array([5]), 10);
+ * console.log(end); // Int32Array [1, 1]
+ * ```
+ * @module
+ */
+import { followFlowsCpu } from "./follow_flows.ts";
+import type { FollowJob } from "./follow_worker.ts";
+
+/** Below this many point-steps (cells x niter) one thread is faster than starting workers. */
+export const PARALLEL_MIN_WORK = 8e6;
+
+/**
+ * Final positions of `followFlowsCpu`, computed on up to `threads` workers.
+ * @param threads worker count, default `navigator.hardwareConcurrency`
+ * @param minWork smallest `cells.length * niter` worth the workers
+ */
+export async function followFlowsParallel(
+  flow: Float32Array,
+  shape: readonly number[],
+  cells: Uint32Array,
+  niter: number,
+  threads = navigator.hardwareConcurrency ?? 1,
+  minWork = PARALLEL_MIN_WORK,
+): Promise<Int32Array> {
+  const parts = Math.min(threads, Math.ceil(cells.length / 4096));
+  if (parts < 2 || cells.length * niter < minWork || typeof Worker === "undefined") {
+    return followFlowsCpu(flow, shape, cells, niter);
+  }
+  const shared = new Float32Array(new SharedArrayBuffer(flow.byteLength));
+  shared.set(flow);
+  const workers: Worker[] = [];
+  try {
+    const chunk = Math.ceil(cells.length / parts);
+    const results = await Promise.all(
+      Array.from({ length: parts }, (_, k) => {
+        const w = new Worker(new URL("./follow_worker.ts", import.meta.url), { type: "module" });
+        workers.push(w);
+        const job: FollowJob = {
+          flow: shared,
+          shape: [...shape],
+          cells: cells.slice(k * chunk, (k + 1) * chunk),
+          niter,
+        };
+        return new Promise<Int32Array>((resolve, reject) => {
+          w.onmessage = (e: MessageEvent<Int32Array>) => resolve(e.data);
+          w.onerror = (e) => {
+            e.preventDefault();
+            reject(e.error ?? new Error(e.message));
+          };
+          w.postMessage(job, [job.cells.buffer]);
+        });
+      }),
+    );
+    const out = new Int32Array(shape.length * cells.length);
+    let off = 0;
+    for (const r of results) out.set(r, off), (off += r.length);
+    return out;
+  } catch {
+    // workers refused (permissions, sandbox): one thread gives the same result
+    return followFlowsCpu(flow, shape, cells, niter);
+  } finally {
+    for (const w of workers) w.terminate();
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * Worker side of {@link followFlowsParallel}: integrates one share of the cells with the
+ * TypeScript reference and posts the final positions back.
+ *
+ * @example
+ * ```ts
+ * const w = new Worker(new URL("./follow_worker.ts", import.meta.url), { type: "module" });
+ * w.onmessage = (e) => console.log(e.data); // Int32Array [1, 1]
+ * w.postMessage({ flow: new Float32Array(32), shape: [4, 4], cells: new Uint32Array([5]), niter: 10 });
+ * ```
+ * @module
+ */
+import { followFlowsCpu } from "./follow_flows.ts";
+
+/** One share of a `followFlows` job. */
+export interface FollowJob {
+  /** the field (a SharedArrayBuffer view, so that all workers read one copy) */
+  flow: Float32Array;
+  shape: number[];
+  cells: Uint32Array;
+  niter: number;
+}
+
+const scope = self as unknown as {
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  onmessage: ((e: MessageEvent<FollowJob>) => void) | null;
+};
+
+scope.onmessage = (e) => {
+  const { flow, shape, cells, niter } = e.data;
+  const out = followFlowsCpu(flow, shape, cells, niter);
+  scope.postMessage(out, [out.buffer]);
+};
