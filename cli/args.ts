@@ -111,6 +111,13 @@ const looksNumeric = (s: string | undefined) =>
 /**
  * Parses `argv` against `specs`. Positionals may come before, between or after options; `--`
  * ends option parsing.
+ *
+ * @example
+ * ```ts
+ * import { parseArgs } from "./args.ts";
+ * const specs = { cellprob_threshold: { kind: "number", default: 0, description: "" } } as const;
+ * console.log(parseArgs(["--cellprob-threshold", "-2"], specs).values); // { cellprob_threshold: -2 }
+ * ```
  */
 export function parseArgs<const T extends OptionSpecs>(
   argv: readonly string[],
@@ -208,6 +215,14 @@ function describeDefault(spec: OptionSpec): string {
 /**
  * The option list of a command's `--help`, grouped under their `group` headings, in declaration
  * order, lines wrapped at 100 columns.
+ *
+ * @example
+ * ```ts
+ * import { formatOptions } from "./args.ts";
+ * console.log(formatOptions({ fp16: { kind: "boolean", description: "half precision" } }));
+ * // Options:
+ * //   --fp16  half precision
+ * ```
  */
 export function formatOptions(specs: OptionSpecs): string {
   const groups = new Map<string, string[][]>();

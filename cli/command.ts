@@ -40,7 +40,16 @@ export interface Command {
 
 const MODEL_CODES = new Set(["MODEL_NOT_FOUND", "DOWNLOAD_FAILED", "BAD_MODEL"]);
 
-/** The exit code for an error that ended a whole command. */
+/**
+ * The exit code for an error that ended a whole command.
+ *
+ * @example
+ * ```ts
+ * import { CellposeError } from "../core/errors.ts";
+ * import { exitCodeFor } from "./command.ts";
+ * console.log(exitCodeFor(new CellposeError("MODEL_NOT_FOUND", "no cpsam"))); // 3
+ * ```
+ */
 export function exitCodeFor(error: unknown): number {
   if (error instanceof CellposeError) {
     if (error.code === "BAD_PARAMETER") return EXIT.usage;
@@ -49,7 +58,16 @@ export function exitCodeFor(error: unknown): number {
   return EXIT.failed;
 }
 
-/** A one-line description of an error for the terminal. */
+/**
+ * A description of an error for the terminal: the message of a {@link CellposeError}, else the
+ * error's name and message.
+ *
+ * @example
+ * ```ts
+ * import { describeError } from "./command.ts";
+ * console.log(describeError(new TypeError("x is undefined"))); // "TypeError: x is undefined"
+ * ```
+ */
 export function describeError(error: unknown): string {
   if (error instanceof CellposeError) return error.message;
   if (error instanceof Error) return `${error.name}: ${error.message}`;

@@ -23,7 +23,7 @@ export const IMAGE_EXTENSIONS = [".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy
 const OUTPUT_SUFFIXES = ["_masks", "_cp_masks", "_seg", "_flows", "_outlines", "_cp_outlines"];
 
 /** Whether a file name is an image input (not a cellpose output or a mask). */
-export function isImageInput(path: string, imgFilter = ""): boolean {
+function isImageInput(path: string, imgFilter = ""): boolean {
   const ext = extname(path).toLowerCase();
   if (!IMAGE_EXTENSIONS.includes(ext)) return false;
   const stem = basename(path).slice(0, -ext.length);
@@ -63,6 +63,13 @@ export interface CollectOptions {
 /**
  * Expands files, folders and globs into a sorted, de-duplicated list of image paths. A name that
  * matches nothing throws a `BAD_PARAMETER` {@link CellposeError} naming it, before any work starts.
+ *
+ * @example
+ * ```ts
+ * import { collectInputs } from "./inputs.ts";
+ * console.log(await collectInputs(["../shared/data/dsb2018/0*.png"], {}));
+ * // ["../shared/data/dsb2018/00071198d059.png", "../shared/data/dsb2018/03f583ec5018.png", ...]
+ * ```
  */
 export async function collectInputs(
   inputs: readonly string[],

@@ -40,7 +40,7 @@ const COMMANDS: { name: string; summary: string; load: () => Promise<Command> }[
 ];
 
 /** The top-level `--help`. */
-export function topHelp(): string {
+function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 4;
   return `cellpose: Cellpose-SAM cell segmentation (cellpose v4 "cpsam"), without Python.
 
@@ -61,7 +61,15 @@ Exit codes: 0 all done, 1 some files failed, 2 wrong command line, 3 model missi
 `;
 }
 
-/** Runs the CLI with `args` (without the program name) and resolves to the exit code. */
+/**
+ * Runs the CLI with `args` (without the program name) and resolves to the exit code.
+ *
+ * @example
+ * ```ts
+ * import { main } from "./main.ts";
+ * console.log(await main(["eval", "pred/", "gt/", "--json"])); // 0, and the scores on stdout
+ * ```
+ */
 export async function main(args: string[]): Promise<number> {
   const [name, ...rest] = args;
   if (name === undefined || name === "-h" || name === "--help" || name === "help") {

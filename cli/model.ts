@@ -59,6 +59,14 @@ const mb = (bytes: number) => `${(bytes / MB).toFixed(0)} MB`;
 /**
  * A model progress callback: one line in the log per stage (download, verify, convert, load)
  * and, on a terminal, a passing line with the bytes done, the total and the rate.
+ *
+ * @example
+ * ```ts
+ * import { downloadModel } from "../mod.ts";
+ * import { reportModelProgress } from "./model.ts";
+ * import { createProgress } from "./progress.ts";
+ * await downloadModel("cpsam", { onProgress: reportModelProgress(createProgress({ total: 1 })) });
+ * ```
  */
 export function reportModelProgress(progress: ProgressReporter): (p: ModelProgress) => void {
   let stage = "";
@@ -76,7 +84,7 @@ export function reportModelProgress(progress: ProgressReporter): (p: ModelProgre
 }
 
 /** How to get the official weights by hand, for the error when they cannot be downloaded. */
-export function weightsHelp(name: string): string {
+function weightsHelp(name: string): string {
   const url = MODEL_REGISTRY[name]?.url;
   const dest = join(modelsDir(), name);
   return [
@@ -91,6 +99,14 @@ export function weightsHelp(name: string): string {
 /**
  * A missing or undownloadable official model's error with {@link weightsHelp} appended, unless
  * its message already gives the download URL; other errors unchanged.
+ *
+ * @example
+ * ```ts
+ * import { CellposeError } from "../core/errors.ts";
+ * import { withWeightsHelp } from "./model.ts";
+ * const e = withWeightsHelp(new CellposeError("DOWNLOAD_FAILED", "offline"), "cpsam");
+ * console.log(e.message); // "offline\nTo get the weights:\n  1. download https://..."
+ * ```
  */
 export function withWeightsHelp(e: CellposeError, name: string): CellposeError {
   const url = MODEL_REGISTRY[name]?.url;
@@ -102,6 +118,16 @@ export function withWeightsHelp(e: CellposeError, name: string): CellposeError {
 /**
  * Loads the model named by the options once, reporting download / conversion progress. A model
  * that cannot be found or downloaded is rethrown with {@link weightsHelp} appended.
+ *
+ * @example
+ * ```ts
+ * import { loadModelForCli } from "./model.ts";
+ * import { createProgress } from "./progress.ts";
+ * const net = await loadModelForCli(
+ *   { pretrained_model: "cpsam", device: "auto", fp16: false },
+ *   createProgress({ total: 1 }),
+ * );
+ * ```
  */
 export async function loadModelForCli(
   args: ModelArgs,

@@ -134,7 +134,17 @@ function alignedImage(
   return axis === 0 || axis === nd ? { image, channelAxis: axis } : undefined;
 }
 
-/** Whether `args` asks for any output at all. */
+/**
+ * Whether `args` asks for any output at all (`--no_npy` alone does not).
+ *
+ * @example
+ * ```ts
+ * import { wantsOutput } from "./outputs.ts";
+ * const none = { no_npy: true, save_tif: false, save_png: false, save_txt: false,
+ *   save_outlines: false, save_rois: false, save_flows: false, save_csv: false };
+ * console.log(wantsOutput(none), wantsOutput({ ...none, save_tif: true })); // false true
+ * ```
+ */
 export function wantsOutput(args: OutputArgs): boolean {
   return !args.no_npy || args.save_tif || args.save_png || args.save_txt || args.save_outlines ||
     args.save_rois || args.save_flows || args.save_csv;
@@ -161,7 +171,7 @@ export interface OutputContext {
 /**
  * Writes the outputs that `args` asks for. Outputs made for 2D images (PNG labels, outlines) are
  * skipped for stacks, with the reason. Unlike cellpose, `--savedir` also takes `_seg.npy` and the
- * ROI set, so images in read-only folders can be segmented.
+ * ROI set, so images in read-only folders can be segmented. (Example: the module doc.)
  */
 export async function writeOutputs(
   imagePath: string,

@@ -60,7 +60,7 @@ function terminalColumns(): number {
 }
 
 /** `1.2 s`, `3 min 04 s`: durations as people read them. */
-export function formatDuration(ms: number): string {
+function formatDuration(ms: number): string {
   const s = ms / 1000;
   if (s < 10) return `${s.toFixed(1)} s`;
   if (s < 60) return `${Math.round(s)} s`;
@@ -73,7 +73,18 @@ function bar(fraction: number, width: number): string {
   return "█".repeat(filled) + "░".repeat(width - filled);
 }
 
-/** Creates the reporter: a live line on a terminal, plain lines elsewhere. */
+/**
+ * Creates the reporter: a live line on a terminal, plain lines elsewhere.
+ *
+ * @example
+ * ```ts
+ * import { createProgress } from "./progress.ts";
+ * const lines: string[] = [];
+ * const p = createProgress({ total: 1, tty: false, write: (t) => lines.push(t) });
+ * p.start("a.png");
+ * p.done("3 masks"); // lines: ["[1/1] a.png: started\n", "[1/1] a.png: 3 masks (0.0 s)\n"]
+ * ```
+ */
 export function createProgress(options: ProgressOptions): ProgressReporter {
   const tty = options.tty ?? Deno.stderr.isTerminal();
   const write = options.write ?? writeStderr;
