@@ -90,7 +90,8 @@ export const outputOptions = {
   },
   json: {
     kind: "boolean",
-    description: "print one JSON line per image on stdout (path, nMasks, outputs, timings)",
+    description: "print one JSON line per image on stdout: path, nMasks, outputs, timings " +
+      "(ms), or path, error, code",
     group: "Output",
   },
 } as const;

@@ -265,6 +265,7 @@ Deno.test("cli: a corrupt file in a folder is reported, the others are done (exi
   const results = jsonLines(r.stdout);
   assertEquals(results.map((x) => x.path), ["a.png", "b.tif", "c.npy"].map((f) => join(dir, f)));
   assert(results[1].error.includes("b.tif"), results[1].error);
+  assertEquals(results[1].code, "BAD_FILE");
   assert(r.stderr.includes("1 of 3 images failed"), r.stderr);
   assertEquals(results[0].outputs, [join(dir, "a_seg.npy")]);
   assertEquals(results[2].outputs, [join(dir, "c_seg.npy")]);

@@ -311,7 +311,10 @@ async function run(argv: string[]): Promise<number> {
       } catch (e) {
         failed++;
         progress.fail(describeError(e));
-        if (v.json) console.log(JSON.stringify({ path, error: describeError(e) }));
+        if (v.json) {
+          const code = e instanceof CellposeError ? e.code : "ERROR";
+          console.log(JSON.stringify({ path, error: describeError(e), code }));
+        }
       }
     }
   } finally {
