@@ -256,7 +256,7 @@ export function createApp(options: AppOptions = {}): CellposeApp {
         field: "job",
       });
     }
-    const { image } = await decodeImage(bytes, "labels", maxPixels);
+    const { image } = await decodeImage(bytes, "labels", maxPixels, "labels");
     job.result = editedResult(job.result, image);
   }
 
@@ -278,8 +278,8 @@ export function createApp(options: AppOptions = {}): CellposeApp {
     model,
     async close() {
       jobs.close();
+      engine.close(); // first: a model still loading (or downloading) must not hold up the exit
       await model.close();
-      engine.close();
     },
   };
 }
@@ -335,43 +335,46 @@ function flag(v: string | undefined, field: string): boolean {
   });
 }
 
-function tooManyElements(name: string, n: number, shape: string, maxPixels: number) {
+function tooManyElements(name: string, n: number, shape: string, maxPixels: number, field: string) {
   return new CellposeError(
     "TOO_LARGE",
     `${name} has ${n} elements (${shape}); the server takes up to ${maxPixels} (option maxPixels)`,
-    { field: "image", got: n },
+    { field, got: n },
   );
 }
 
 /**
- * Reads the image; any failure is a 4xx naming the `image` field. An image whose header declares
- * more than `maxPixels` elements is refused before it is decoded.
+ * Reads the image; any failure is a 4xx naming `field`. An image whose header declares more than
+ * `maxPixels` elements is refused before it is decoded.
  */
 async function decodeImage(
   bytes: Uint8Array,
   name: string,
   maxPixels: number,
+  field = "image",
 ): Promise<{ image: NdArray<NumericArray>; axes: { channelAxis?: number; zAxis?: number } }> {
   const declared = await declaredElements(bytes);
   if (declared !== undefined && declared > maxPixels) {
-    throw tooManyElements(name, declared, "declared in its header", maxPixels);
+    throw tooManyElements(name, declared, "declared in its header", maxPixels, field);
   }
   let loaded;
   try {
     loaded = await readImage(bytes, name);
   } catch (e) {
     if (e instanceof CellposeError) {
-      throw new CellposeError(e.code, e.message, { field: "image", got: e.value }, { cause: e });
+      throw new CellposeError(e.code, e.message, { field, got: e.value }, { cause: e });
     }
     throw new CellposeError(
       "BAD_FILE",
       `${name}: the image could not be read (${(e as Error)?.message ?? e})`,
-      { field: "image" },
+      { field },
       { cause: e },
     );
   }
   const n = size(loaded.image.shape);
-  if (n > maxPixels) throw tooManyElements(name, n, `shape [${loaded.image.shape}]`, maxPixels);
+  if (n > maxPixels) {
+    throw tooManyElements(name, n, `shape [${loaded.image.shape}]`, maxPixels, field);
+  }
   return {
     image: loaded.image,
     axes: { channelAxis: loaded.channelAxis, zAxis: loaded.zAxis },

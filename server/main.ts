@@ -15,6 +15,7 @@
  */
 import { type AppOptions, type CellposeApp, createApp } from "./app.ts";
 import { isLoopback, ownOrigins, requireTokenForBind } from "./auth.ts";
+import { CellposeError } from "../core/errors.ts";
 
 /** Options of {@link startServer}: the app's plus where to listen. */
 export interface ServerOptions extends AppOptions {
@@ -60,18 +61,29 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     ownOrigins: () => ownOrigins(hostname, port),
   });
   const listening = Promise.withResolvers<Deno.NetAddr>();
-  const server = Deno.serve({
-    hostname,
-    port,
-    onListen: (addr) => listening.resolve(addr),
-    onError: (e) => {
-      log(`request failed: ${(e as Error)?.stack ?? e}`);
-      return new Response(
-        JSON.stringify({ error: { code: "INTERNAL", message: "internal server error" } }),
-        { status: 500, headers: { "content-type": "application/json" } },
-      );
-    },
-  }, core.app.fetch);
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname,
+      port,
+      onListen: (addr) => listening.resolve(addr),
+      onError: (e) => {
+        log(`request failed: ${(e as Error)?.stack ?? e}`);
+        return new Response(
+          JSON.stringify({ error: { code: "INTERNAL", message: "internal server error" } }),
+          { status: 500, headers: { "content-type": "application/json" } },
+        );
+      },
+    }, core.app.fetch);
+  } catch (e) {
+    await core.close();
+    throw new CellposeError(
+      "BAD_PARAMETER",
+      `cannot listen on ${hostname}:${port} (${(e as Error).message}); choose another port`,
+      { field: "port", got: port },
+      { cause: e },
+    );
+  }
   const addr = await listening.promise;
   port = addr.port;
   const shown = hostname.includes(":") ? `[${hostname}]` : hostname;

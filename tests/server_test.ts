@@ -506,6 +506,16 @@ Deno.test("server: a non-loopback bind needs a token, then every API call does",
   }
 });
 
+Deno.test("server: a port already in use is a clear error", async () => {
+  const first = await serve();
+  try {
+    const e = await assertRejects(() => serve({ port: first.port }), CellposeError, "port");
+    assertEquals(e.code, "BAD_PARAMETER");
+  } finally {
+    await first.close();
+  }
+});
+
 /** Sends a raw HTTP/1.1 request with a chosen Host header; returns the status code. */
 async function statusWithHost(port: number, host: string): Promise<number> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
