@@ -51,7 +51,7 @@ export interface BlockPlan {
 export interface BlockOptions {
   /** [2048] side of a block's core in pixels */
   blockSize?: number;
-  /** [128] margin added around each core; at most `blockSize / 2` */
+  /** [128, or `blockSize / 2` when smaller] margin added around each core; at most `blockSize / 2` */
   halo?: number;
 }
 
@@ -79,7 +79,12 @@ export function planBlocks(height: number, width: number, options: BlockOptions 
   positiveInt("height", height, 1, "an integer >= 1");
   positiveInt("width", width, 1, "an integer >= 1");
   const blockSize = positiveInt("blockSize", options.blockSize ?? 2048, 16, "an integer >= 16");
-  const halo = positiveInt("halo", options.halo ?? 128, 0, "an integer >= 0");
+  const halo = positiveInt(
+    "halo",
+    options.halo ?? Math.min(128, blockSize >> 1),
+    0,
+    "an integer >= 0",
+  );
   if (2 * halo > blockSize) {
     throw new CellposeError(
       "BAD_PARAMETER",
