@@ -35,7 +35,7 @@ export function diffuseHeat2D(
   }
   let T = new Float64Array(cap);
   let N = new Float64Array(cap);
-  const inside = new Uint8Array(cap);
+  const pix = new Int32Array(cap); // box indices of the mask's pixels
   for (let j = 0; j < centers.length; j++) {
     const c = centers[j];
     const label = labels[c];
@@ -45,35 +45,27 @@ export function diffuseHeat2D(
     const n = bh * bw;
     T.fill(0, 0, n);
     N.fill(0, 0, n);
-    inside.fill(0, 0, n);
+    let m = 0;
     for (let y = 1; y < bh - 1; y++) {
       const src = (y0 + y) * lx + x0;
-      for (let x = 1; x < bw - 1; x++) inside[y * bw + x] = labels[src + x] === label ? 1 : 0;
+      for (let x = 1; x < bw - 1; x++) if (labels[src + x] === label) pix[m++] = y * bw + x;
     }
     const ci = (Math.floor(c / lx) - y0) * bw + (c % lx) - x0;
     for (let t = 0; t < niter; t++) {
       T[ci] += 1;
-      for (let y = 1; y < bh - 1; y++) {
-        const r = y * bw;
-        for (let x = 1; x < bw - 1; x++) {
-          const i = r + x;
-          // the reference's summation order: self, up, down, left, right, then the diagonals
-          N[i] = inside[i]
-            ? (T[i] + T[i - bw] + T[i + bw] + T[i - 1] + T[i + 1] + T[i - bw - 1] + T[i - bw + 1] +
-              T[i + bw - 1] + T[i + bw + 1]) / 9
-            : 0;
-        }
+      for (let q = 0; q < m; q++) {
+        const i = pix[q];
+        // the reference's summation order: self, up, down, left, right, then the diagonals
+        N[i] = (T[i] + T[i - bw] + T[i + bw] + T[i - 1] + T[i + 1] + T[i - bw - 1] +
+          T[i - bw + 1] + T[i + bw - 1] + T[i + bw + 1]) / 9;
       }
       const s = T;
       T = N;
       N = s;
     }
-    for (let y = 1; y < bh - 1; y++) {
-      const dst = (y0 + y) * lx + x0;
-      for (let x = 1; x < bw - 1; x++) {
-        const i = y * bw + x;
-        if (inside[i]) heat[dst + x] = T[i];
-      }
+    for (let q = 0; q < m; q++) {
+      const i = pix[q];
+      heat[(y0 + Math.floor(i / bw)) * lx + x0 + (i % bw)] = T[i];
     }
   }
   return heat;
