@@ -2,8 +2,8 @@
  * One entry point for reading images: TIFF (incl. OME-TIFF, ImageJ stacks, BigTIFF), PNG, JPEG
  * and NumPy `.npy`, chosen by the file's magic bytes, never its extension.
  *
- * `.npy` arrays carry no axis names, so they are guessed from the shape: 2D `YX`; 3D `YXC` when
- * the last dimension is at most 4, else `ZYX`; 4D `ZYXC` when the last is at most 4, else `ZCYX`.
+ * `.npy` arrays carry no axis names, so they are guessed from the shape: 2D `YX`; 3D by cellpose's
+ * rule (`CYX` when `shape[0] < shape[2]`, else `YXC`; pass a Z axis to segment a stack); 4D `ZYXC` when the last is at most 4, else `ZCYX`.
  *
  * @example
  * ```ts
@@ -26,7 +26,8 @@ export type { LoadedImage } from "./loaded.ts";
 function npyAxes(shape: number[]): string {
   const small = shape[shape.length - 1] <= 4;
   if (shape.length === 2) return "YX";
-  if (shape.length === 3) return small ? "YXC" : "ZYX";
+  // cellpose's own rule for 3-D arrays without a stated axis: channels first if shape[0] < shape[2]
+  if (shape.length === 3) return shape[0] < shape[2] ? "CYX" : "YXC";
   if (shape.length === 4) return small ? "ZYXC" : "ZCYX";
   return "";
 }

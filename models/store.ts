@@ -264,18 +264,11 @@ export function recordMatches(record: ConversionRecord | undefined, info: Deno.F
     record.mtimeMs === (info.mtime?.getTime() ?? 0);
 }
 
-async function isWritableDir(dir: string): Promise<boolean> {
-  try {
-    await Deno.remove(await Deno.makeTempFile({ dir, prefix: ".cellpose-probe-" }));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Where the network converted from `checkpoint` at `precision` lives: beside the checkpoint
- * (`<name>.onnx`, `<name>-fp16.onnx`), or in `<cache>/converted/` when that folder is read-only.
+ * (`<name>.onnx`, `<name>-fp16.onnx`) when it is in the cache folder; for a checkpoint elsewhere
+ * (a user's file, a read-only folder) in `<cache>/converted/<tag>/`, so nothing is ever written
+ * next to files the user brought.
  *
  * @example
  * ```ts
@@ -291,7 +284,7 @@ export async function convertedPath(
 ): Promise<string> {
   const file = `${modelName(checkpoint)}${precision === "fp16" ? "-fp16" : ""}.onnx`;
   const dir = dirname(resolve(checkpoint));
-  if (await isWritableDir(dir)) return join(dir, file);
+  if (dir === resolve(cacheOf(options))) return join(dir, file);
   const tag = createHash("sha256").update(dir).digest("hex").slice(0, 8);
   const fallback = join(cacheOf(options), "converted", tag);
   await Deno.mkdir(fallback, { recursive: true });

@@ -84,7 +84,8 @@ Deno.test("npy: axes guessed from the shape", async () => {
   const cases: [number[], string][] = [
     [[4, 5], "YX"],
     [[4, 5, 3], "YXC"],
-    [[6, 4, 5], "ZYX"],
+    [[6, 4, 5], "YXC"],
+    [[3, 280, 260], "CYX"],
     [[6, 4, 5, 2], "ZYXC"],
     [[6, 2, 40, 50], "ZCYX"],
   ];

@@ -13,7 +13,7 @@
  * ```
  * @module
  */
-import { basename, dirname, extname } from "node:path";
+import { basename, dirname } from "node:path";
 import { CellposeError } from "../../core/errors.ts";
 import type { SegmentOptions } from "../../core/types.ts";
 import { type LoadedImage, readImage, segment } from "../../mod.ts";
@@ -194,14 +194,13 @@ function segmentOptions(v: SegmentArgs): SegmentOptions {
 }
 
 /**
- * Channel and Z axes: the flags win; else the file's own axes (TIFF metadata), except for `.npy`
- * files, which carry no axis names: there cellpose's rule applies (the pipeline's default).
+ * Channel and Z axes: the flags win; else the file's own axes (TIFF metadata; for `.npy`, which
+ * carries no axis names, readImage applies cellpose's rule).
  */
-function imageAxes(path: string, read: LoadedImage, v: SegmentArgs) {
-  const fileAxes = extname(path).toLowerCase() !== ".npy";
+function imageAxes(read: LoadedImage, v: SegmentArgs) {
   const channelAxis = v.channel_axis ??
-    (fileAxes && read.channelAxis !== v.z_axis ? read.channelAxis : undefined);
-  const zAxis = v.z_axis ?? (fileAxes && read.zAxis !== channelAxis ? read.zAxis : undefined);
+    (read.channelAxis !== v.z_axis ? read.channelAxis : undefined);
+  const zAxis = v.z_axis ?? (read.zAxis !== channelAxis ? read.zAxis : undefined);
   return { channelAxis, zAxis };
 }
 
@@ -282,7 +281,7 @@ async function run(argv: string[]): Promise<number> {
       const started = performance.now();
       try {
         const read = await readImage(path);
-        const axes = imageAxes(path, read, v);
+        const axes = imageAxes(read, v);
         const result = await segment(read.image, {
           ...segmentOptions(v),
           ...axes,
