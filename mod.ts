@@ -10,6 +10,7 @@ export type {
   Device,
   DynamicsOptions,
   ImageArray,
+  ImageSource,
   NetRunner,
   NormalizeOptions,
   Progress,
@@ -71,3 +72,34 @@ export {
   iouPairs,
   type MatchCounts,
 } from "./metrics/matching.ts";
+export {
+  type Block,
+  type BlockOptions,
+  type BlockPlan,
+  neighbours,
+  planBlocks,
+  type Rect,
+} from "./pipeline/blocks.ts";
+export {
+  applyMerge,
+  type BlockOutput,
+  blockOutput,
+  type BlockSummary,
+  mergeBlocks,
+  type MergeOptions,
+  type MergeResult,
+  summarizeBlock,
+} from "./pipeline/merge_labels.ts";
+export {
+  arraySource,
+  assembleBlocks,
+  type AssembleOptions,
+  type BlockJobOptions,
+  imageNormalization,
+  segmentBlock,
+  segmentLarge,
+  type SegmentLargeOptions,
+  type SegmentLargeResult,
+} from "./pipeline/segment_large.ts";
+export { openTiff, type TiffSource } from "./io/tiff_lazy.ts";
+export { type SampleType, type StripWriterOptions, TiffStripWriter } from "./io/tiff_strips.ts";

@@ -74,17 +74,10 @@ function bad(field: string, expected: string, value: unknown): CellposeError {
  *
  * @example
  * ```ts
- * import { imageNormalization } from "./segment_large.ts";
+ * import { arraySource, imageNormalization } from "./segment_large.ts";
  * import { planBlocks } from "./blocks.ts";
  * const data = Uint8Array.from({ length: 100 * 80 }, (_, i) => i % 200);
- * const source = {
- *   height: 100, width: 80, channels: 1,
- *   read: (r: { y0: number; x0: number; y1: number; x1: number }) => {
- *     const out = new Uint8Array((r.y1 - r.y0) * (r.x1 - r.x0));
- *     for (let y = r.y0; y < r.y1; y++) out.set(data.subarray(y * 80 + r.x0, y * 80 + r.x1), (y - r.y0) * (r.x1 - r.x0));
- *     return Promise.resolve({ data: out, shape: [r.y1 - r.y0, r.x1 - r.x0] });
- *   },
- * };
+ * const source = arraySource({ data, shape: [100, 80] });
  * const n = await imageNormalization(source, planBlocks(100, 80, { blockSize: 32 }), {});
  * console.log(n.zeroChannels); // [1, 2]: the grey image's empty channels
  * ```
@@ -396,7 +389,18 @@ export async function segmentLarge(
   }
 }
 
-/** Region of a row-major [H, W] (or [H, W, C]) array, for sources held in memory. */
+/**
+ * An {@link ImageSource} over an image held in memory, row-major [H, W] or channel-last
+ * [H, W, C]: regions are copied out of it. Throws BAD_SHAPE for other shapes.
+ *
+ * @example
+ * ```ts
+ * import { arraySource } from "./segment_large.ts";
+ * const src = arraySource({ data: Uint8Array.from({ length: 12 }, (_, i) => i), shape: [3, 4] });
+ * const r = await src.read({ y0: 1, x0: 1, y1: 3, x1: 3 });
+ * console.log(r.shape, r.data); // [2, 2] Uint8Array [5, 6, 9, 10]
+ * ```
+ */
 export function arraySource(image: NdArray<NumericArray>): ImageSource {
   const [h, w] = image.shape;
   const c = image.shape.length === 3 ? image.shape[2] : 1;
