@@ -10,7 +10,10 @@
  * @module
  */
 import { CellposeError } from "../../core/errors.ts";
+import { join } from "node:path";
 import { startServer } from "../../server/main.ts";
+import { DEFAULT_PANEL_DIR } from "../../server/panel.ts";
+import { buildPanel } from "../../plugin-ui/build.ts";
 import { formatOptions, parseArgs } from "../args.ts";
 import { type Command, EXIT } from "../command.ts";
 import { modelOptions } from "../model.ts";
@@ -70,6 +73,7 @@ async function run(argv: string[]): Promise<number> {
       positionals,
     );
   }
+  await ensurePanel();
   const server = await startServer({
     port: v.port,
     host: v.host,
@@ -84,6 +88,18 @@ async function run(argv: string[]): Promise<number> {
   await server.finished;
   for (const sig of signals) Deno.removeSignalListener(sig, stop);
   return EXIT.ok;
+}
+
+/** Builds the web panel on first use, so `/` serves it; the API works without it. */
+async function ensurePanel(): Promise<void> {
+  try {
+    await Deno.stat(join(DEFAULT_PANEL_DIR, "cellpose-panel.js"));
+  } catch {
+    console.error("building the web panel (first start) ...");
+    await buildPanel().catch((e) =>
+      console.error(`the web panel could not be built: ${e.message}`)
+    );
+  }
 }
 
 /** The `serve` command. */
