@@ -108,6 +108,19 @@ Deno.test("fillHolesAndRemoveSmallMasks: fills a hole over an enclosed mask, dro
   assertEquals(m[35], 0);
 });
 
+Deno.test("fillHolesAndRemoveSmallMasks: with label gaps the size filter goes by rank, as cellpose", () => {
+  // labels 1 and 3 have 20 pixels, label 4 has 2 (label 2 was dropped by the flow QC):
+  // cellpose's counts[1:] puts label 4's count at index 2 and removes label 3; label 4 goes in
+  // the second pass
+  const m = new Uint32Array(64);
+  m.fill(1, 0, 20);
+  m.fill(3, 24, 44);
+  m.fill(4, 60, 62);
+  const n = fillHolesAndRemoveSmallMasks(m, [8, 8], 15);
+  assertEquals(n, 1);
+  assertEquals(Array.from(new Set(m)).sort(), [0, 1]);
+});
+
 Deno.test("flowErrors: zero for 5 x the mask's own flows, large for reversed flows", async () => {
   const lab = new Uint16Array(20 * 20);
   for (let y = 4; y < 14; y++) for (let x = 3; x < 16; x++) lab[y * 20 + x] = 1;
