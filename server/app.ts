@@ -54,6 +54,8 @@ export interface AppOptions {
   device?: Device;
   /** network precision ["fp32"] */
   precision?: Precision;
+  /** model cache folder [`$CELLPOSE_LOCAL_MODELS_PATH`, else ~/.cellpose/models] */
+  modelsDir?: string;
   /** bearer token required on the API (see auth.ts); undefined: none */
   token?: string;
   /** origins allowed cross-origin besides the server's own; "*" allows any [] */
@@ -118,6 +120,7 @@ export function createApp(options: AppOptions = {}): CellposeApp {
   const engine = createEngine({
     device: options.device,
     precision: options.precision,
+    cacheDir: options.modelsDir,
     cancelGraceMs: options.cancelGraceMs,
     log,
   });
@@ -207,7 +210,11 @@ export function createApp(options: AppOptions = {}): CellposeApp {
 
   app.get(
     "/v1/models",
-    async (c) => c.json({ current: model.status(), models: await listModels() }),
+    async (c) =>
+      c.json({
+        current: model.status(),
+        models: await listModels({ cacheDir: options.modelsDir }),
+      }),
   );
   app.post("/v1/models/:name/load", async (c) => {
     const name = c.req.param("name");

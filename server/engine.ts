@@ -35,6 +35,8 @@ export interface ModelSpec {
   name: string;
   device?: Device;
   precision?: Precision;
+  /** model cache folder (default `$CELLPOSE_LOCAL_MODELS_PATH`, else ~/.cellpose/models) */
+  cacheDir?: string;
 }
 
 /** Messages to the worker. */
@@ -81,6 +83,8 @@ export interface EngineOptions {
   device?: Device;
   /** ["fp32"] network precision */
   precision?: Precision;
+  /** model cache folder (default `$CELLPOSE_LOCAL_MODELS_PATH`, else ~/.cellpose/models) */
+  cacheDir?: string;
   /** [3000] how long a cancelled call may take to stop before the worker is replaced */
   cancelGraceMs?: number;
   /** where worker restarts are reported [console.error] */
@@ -189,6 +193,7 @@ export function createEngine(options: EngineOptions = {}): Engine {
         name,
         device: options.device,
         precision: options.precision,
+        cacheDir: options.cacheDir,
       };
       const info = await call<{ device: NetRunner["device"]; bsize: number }>({
         type: "load",

@@ -44,7 +44,11 @@ function sharedSignal(flag: Int32Array): AbortSignal {
 function modelOf(spec: ModelSpec): Promise<NetRunner> {
   let net = models.get(spec.handle);
   if (!net) {
-    net = loadModel(spec.name, { device: spec.device, precision: spec.precision });
+    net = loadModel(spec.name, {
+      device: spec.device,
+      precision: spec.precision,
+      cacheDir: spec.cacheDir,
+    });
     models.set(spec.handle, net);
     net.catch(() => models.delete(spec.handle));
   }

@@ -163,11 +163,11 @@ function cases(url: string): Case[] {
 
 Deno.test("server fuzz: broken uploads all get a 4xx JSON error, the server keeps working", async () => {
   const cache = await Deno.makeTempDir({ prefix: "server_fuzz_models_" });
-  Deno.env.set("CELLPOSE_LOCAL_MODELS_PATH", cache);
   const logged: string[] = [];
   const server = await startServer({
     port: 0,
     model: join(FIXTURES, "tiny-cpsam.pt"),
+    modelsDir: cache,
     device: "cpu",
     maxPixels: 2 ** 26,
     log: (l) => logged.push(l),

@@ -18,7 +18,6 @@ import { SEGMENT_PARAMS } from "../server/params.ts";
 
 const TINY = join(FIXTURES, "tiny-cpsam.pt");
 const cache = await Deno.makeTempDir({ prefix: "server_test_models_" });
-Deno.env.set("CELLPOSE_LOCAL_MODELS_PATH", cache);
 globalThis.addEventListener("unload", () => Deno.removeSync(cache, { recursive: true }));
 const IMAGE = await Deno.readFile(join(FIXTURES, "eval2ch-image.npy"));
 const NPY = { "content-type": "application/x-npy" };
@@ -27,7 +26,7 @@ const NPY = { "content-type": "application/x-npy" };
 const body = (u: Uint8Array) => u as Uint8Array<ArrayBuffer>;
 
 function serve(options: ServerOptions = {}): Promise<RunningServer> {
-  return startServer({ port: 0, log: () => {}, preload: false, ...options });
+  return startServer({ port: 0, log: () => {}, preload: false, modelsDir: cache, ...options });
 }
 
 /** A server loading the tiny model (jobs wait for the load). */
