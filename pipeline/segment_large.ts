@@ -325,6 +325,7 @@ async function writeMerged(
     await writer.close();
   } catch (e) {
     writer.abort();
+    await Deno.remove(output).catch(() => {});
     throw e;
   }
 }

@@ -327,6 +327,23 @@ Deno.test("segmentLarge: many blocks through the whole path give the masks of se
     const m = matchMasks(await readLabels(out), whole.masks, 0.9);
     assert(Math.abs(r.nMasks - whole.nMasks) <= 1, `${r.nMasks} vs ${whole.nMasks} masks`);
     assert(m.matched >= 0.97 * m.nExpected, `${m.matched} of ${m.nExpected} at IoU >= 0.9`);
+    // cancelled between blocks: no output, no temporary tiles left
+    const abort = new AbortController();
+    let blocks = 0;
+    const e = await assertRejects(
+      () =>
+        segmentLarge(arraySource(img), join(dir, "cancelled.tif"), {
+          ...opts,
+          blockSize: 128,
+          tempDir: dir,
+          signal: abort.signal,
+          onProgress: () => ++blocks === 2 && abort.abort(),
+        }),
+      CellposeError,
+      "cancelled",
+    );
+    assertEquals([e.code, blocks], ["CANCELLED", 2]);
+    assertEquals([...Deno.readDirSync(dir)].map((f) => f.name), ["identity.tif"]);
   });
 });
 
