@@ -4,6 +4,9 @@
  * swapped. Signatures use plain typed arrays only; everything else of the step (histogram, seeds,
  * growth, renumbering, hole filling) stays in TypeScript.
  *
+ * `followFlows` must handle 2D and 3D (an implementation may hand 3D to the CPU reference);
+ * `diffuseHeat` is 2D only (the flow-error QC runs in 2D).
+ *
  * Conventions shared by all implementations:
  * - Arrays are C-ordered. `shape` is `[Ly, Lx]` (2D) or `[Lz, Ly, Lx]` (3D); `ndim` is its length.
  * - A pixel's linear index is `y * Lx + x` (2D) or `(z * Ly + y) * Lx + x` (3D).

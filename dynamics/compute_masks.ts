@@ -71,7 +71,14 @@ function loadGpu(software: boolean): Promise<DynamicsBackend | null> {
   return p;
 }
 
-/** Picks the backend for `device` (see the module doc). */
+/**
+ * Picks the backend for `device` (see the module doc).
+ * @example
+ * ```ts
+ * import { selectBackend } from "./compute_masks.ts";
+ * console.log((await selectBackend("cpu")).name); // "cpu"
+ * ```
+ */
 export async function selectBackend(
   device: DynamicsOptions["device"] = "auto",
 ): Promise<DynamicsBackend> {
@@ -116,6 +123,14 @@ function checkNumber(name: string, v: number, integer = false): void {
  * @returns label image, 0 background and 1..N masks; `Uint32Array` past 65535 masks
  * @throws CellposeError BAD_SHAPE (shapes that do not match), BAD_VALUE (non-finite flows),
  *   BAD_PARAMETER (options), GPU_UNAVAILABLE (`device: "webgpu"` without a GPU)
+ * @example
+ * ```ts
+ * import { computeMasks } from "./compute_masks.ts";
+ * const dP = { data: new Float32Array(2 * 64 * 64), shape: [2, 64, 64] };
+ * const cellprob = { data: new Float32Array(64 * 64).fill(-3), shape: [64, 64] };
+ * const masks = await computeMasks(dP, cellprob, { device: "cpu", flowThreshold: 0.4 });
+ * console.log(masks.data.some((v) => v > 0)); // false: no pixel above cellprobThreshold 0
+ * ```
  */
 export async function computeMasks(
   dP: NdArray<Float32Array>,

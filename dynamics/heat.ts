@@ -12,7 +12,7 @@
  * import { diffuseHeat2D } from "./heat.ts";
  * const labels = new Uint32Array([1, 1, 1]);
  * const T = diffuseHeat2D(labels, [1, 3], new Uint32Array([1]), 2);
- * console.log(T); // Float64Array [0.259..., 0.370..., 0.259...]
+ * console.log(T); // Float64Array [0.1358..., 0.1481..., 0.1358...] (11/81, 12/81, 11/81)
  * ```
  * @module
  */
