@@ -333,8 +333,9 @@ async function writeMerged(
 /**
  * Segments a large 2-D image block by block and writes its label TIFF to `output` (see the module
  * doc). `input` is a TIFF path (first page, read lazily) or an {@link ImageSource}; options are
- * those of {@link segment} (2-D only: no `zAxis`, `do3D` or `stitchThreshold`) plus `blockSize`
- * [2048] and `halo` [128] (make the halo larger than the largest cell, in image pixels).
+ * those of {@link segment} (2-D only: no `zAxis`, `do3D` or `stitchThreshold`; `channelAxis` is
+ * not used, sources are channel-last) plus `blockSize` [2048] and `halo` [128] (make the halo
+ * larger than the largest cell, in image pixels).
  *
  * Rejects with BAD_PARAMETER for stack options or a bad block layout, BAD_FILE for an unreadable
  * TIFF, CANCELLED when `signal` aborts (checked between blocks).

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
-import { FIXTURES } from "./fixtures.ts";
+import { FIXTURES, REPO } from "./fixtures.ts";
 import { matchMasks } from "./match_masks.ts";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
@@ -176,6 +176,44 @@ Deno.test("tiff strips: written row band by row band, read whole and by region",
     assertEquals(e3.code, "BAD_FILE");
     await assertRejects(() => openTiff(join(dir, "missing.tif")), CellposeError, "cannot open");
   });
+});
+
+Deno.test("openTiff: regions of tiled, planar, big-endian, BigTIFF and compressed files", async () => {
+  const dir = join(REPO, "tests", "data", "tiff");
+  for (
+    const name of [
+      "rgb_chunky.tif",
+      "rgb_planar_tiled.tif",
+      "deflate_tiled_u16.tif",
+      "bigendian_i16.tif",
+      "bigtiff_u16.tif",
+      "f64.tif",
+      "i32_lzw.tif",
+    ]
+  ) {
+    const path = join(dir, name);
+    const { image, axes } = await readTiff(await Deno.readFile(path), name);
+    const planar = axes === "CYX";
+    const [h, w] = planar ? image.shape.slice(1) : image.shape;
+    const c = planar ? image.shape[0] : image.shape[2] ?? 1;
+    const src = await openTiff(path);
+    assertEquals([src.height, src.width, src.channels], [h, w, c], name);
+    const r = { y0: 3, x0: 2, y1: h - 1, x1: w - 3 };
+    const region = await src.read(r);
+    assertEquals(region.data.constructor, image.data.constructor, name);
+    const rw = r.x1 - r.x0;
+    let same = true;
+    for (let y = r.y0; y < r.y1; y++) {
+      for (let x = r.x0; x < r.x1; x++) {
+        for (let k = 0; k < c; k++) {
+          const want = planar ? image.data[(k * h + y) * w + x] : image.data[(y * w + x) * c + k];
+          same &&= region.data[((y - r.y0) * rw + x - r.x0) * c + k] === want;
+        }
+      }
+    }
+    assert(same, name);
+    await src.close();
+  }
 });
 
 Deno.test("merge: crops of one label image merge back to it exactly, uint32 past 65535 masks", async () => {
