@@ -161,7 +161,14 @@ export function createJobQueue<I, R>(
   function emit(job: Job<I, R>, e: Omit<JobEvent, "id">) {
     const event = { ...e, id: job.events.length + 1 } as JobEvent;
     job.events.push(event);
-    for (const l of listeners.get(job.id) ?? []) l(event);
+    const set = listeners.get(job.id);
+    for (const l of set ?? []) {
+      try {
+        l(event);
+      } catch {
+        set!.delete(l); // a listener that fails (e.g. a closed stream) is dropped, the job goes on
+      }
+    }
   }
 
   function setStatus(job: Job<I, R>, status: JobStatus, error?: JobError) {
@@ -217,7 +224,13 @@ export function createJobQueue<I, R>(
     const settle = (announce: () => void) => {
       running--;
       meanRunMs = 0.8 * meanRunMs + 0.2 * (now() - (job.startedAt ?? now()));
-      if (job.status === "running") announce(); // else cancelled meanwhile: nothing to add
+      if (job.status === "running") { // else cancelled meanwhile: nothing to add
+        try {
+          announce();
+        } catch (e) {
+          setStatus(job, "failed", toJobError(e));
+        }
+      }
       prune();
       pump();
     };

@@ -60,6 +60,20 @@ Deno.test("jobs: events come in order; repeated progress is dropped; failures ar
       [6, "status", "done"],
     ]);
     assertEquals(ok.events.at(-1)!.data, { status: "done", value: 5 });
+    // a listener that throws (a closed stream) is dropped; the job and other listeners go on
+    const { runs, work } = controlled();
+    const q2 = createJobQueue(work, { resultBytes: () => 1 });
+    const j2 = q2.submit(1, 1);
+    const seen: string[] = [];
+    q2.subscribe(j2.id, () => {
+      throw new Error("stream closed");
+    });
+    q2.subscribe(j2.id, (e) => seen.push(String(e.data.status)));
+    runs.get(1)!.finish(1);
+    assertEquals((await q2.settled(j2.id)).status, "done");
+    assertEquals(seen, ["done"]);
+    q2.close();
+
     const bad = await q.settled(q.submit(-1, 1).id);
     assertEquals(bad.status, "failed");
     assertEquals(bad.error, { code: "BAD_VALUE", message: "negative" });
