@@ -85,6 +85,8 @@ export {
   type BlockOutput,
   blockOutput,
   type BlockSummary,
+  decodeSummary,
+  encodeSummary,
   mergeBlocks,
   type MergeOptions,
   type MergeResult,

@@ -468,3 +468,65 @@ export function blockOutput(
   }
   return { core: { data, shape: [ch, cw] }, summary };
 }
+
+const SUMMARY_MAGIC = 0x43505331; // "CPS1"
+
+/**
+ * Serialises a {@link BlockSummary} to bytes (little endian: magic, id, nLabels, area, cy, cx as
+ * float64, cut as bytes, the deflated frame), for sending from a worker to the reducer.
+ *
+ * @example
+ * ```ts
+ * import { planBlocks } from "./blocks.ts";
+ * import { decodeSummary, encodeSummary, summarizeBlock } from "./merge_labels.ts";
+ * const plan = planBlocks(2, 2, { blockSize: 16 });
+ * const s = summarizeBlock({ data: new Uint8Array([0, 1, 1, 1]), shape: [2, 2] }, plan.blocks[0], plan);
+ * console.log(decodeSummary(encodeSummary(s)).area); // Float64Array [1, 3]
+ * ```
+ */
+export function encodeSummary(s: BlockSummary): Uint8Array {
+  const n = s.nLabels + 1;
+  const out = new Uint8Array(16 + 24 * n + n + s.frame.length);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, SUMMARY_MAGIC, true);
+  v.setUint32(4, s.id, true);
+  v.setUint32(8, s.nLabels, true);
+  v.setUint32(12, s.frame.length, true);
+  let at = 16;
+  for (const a of [s.area, s.cy, s.cx]) {
+    for (let i = 0; i < n; i++, at += 8) v.setFloat64(at, a[i], true);
+  }
+  out.set(s.cut, at);
+  out.set(s.frame, at + n);
+  return out;
+}
+
+/** Reads {@link encodeSummary}'s bytes back. Throws BAD_VALUE for bytes that are not a summary. */
+export function decodeSummary(bytes: Uint8Array): BlockSummary {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const ok = bytes.length >= 16 && v.getUint32(0, true) === SUMMARY_MAGIC;
+  const n = ok ? v.getUint32(8, true) + 1 : 0;
+  const frameLength = ok ? v.getUint32(12, true) : 0;
+  if (!ok || bytes.length !== 16 + 25 * n + frameLength) {
+    throw new CellposeError(
+      "BAD_VALUE",
+      `not an encoded block summary (${bytes.length} bytes${ok ? ", sizes do not add up" : ""})`,
+      bytes.length,
+    );
+  }
+  let at = 16;
+  const [area, cy, cx] = [0, 1, 2].map(() => {
+    const a = new Float64Array(n);
+    for (let i = 0; i < n; i++, at += 8) a[i] = v.getFloat64(at, true);
+    return a;
+  });
+  return {
+    id: v.getUint32(4, true),
+    nLabels: n - 1,
+    area,
+    cy,
+    cx,
+    cut: bytes.slice(at, at + n),
+    frame: bytes.slice(at + n),
+  };
+}

@@ -19,7 +19,7 @@ import { TiffStripWriter } from "../io/tiff_strips.ts";
 import { loadModel } from "../models/load.ts";
 import { type Block, neighbours, planBlocks } from "../pipeline/blocks.ts";
 import { convertImage } from "../pipeline/channels.ts";
-import { blockOutput } from "../pipeline/merge_labels.ts";
+import { blockOutput, decodeSummary, encodeSummary } from "../pipeline/merge_labels.ts";
 import { normalizeImage } from "../pipeline/normalize.ts";
 import { segment } from "../pipeline/segment.ts";
 import {
@@ -244,7 +244,9 @@ Deno.test("merge: crops of one label image merge back to it exactly, uint32 past
         const ids = [...new Set(region)].filter((v) => v).sort((a, c) => c - a);
         const local = new Map(ids.map((v, i) => [v, i + 1]));
         const data = region.map((v) => (v ? local.get(v)! : 0));
-        return Promise.resolve(blockOutput({ data, shape: [b.y1 - b.y0, b.x1 - b.x0] }, b, plan));
+        // as a remote worker would hand it over: the summary as bytes
+        const { core, summary } = blockOutput({ data, shape: [b.y1 - b.y0, b.x1 - b.x0] }, b, plan);
+        return Promise.resolve({ core, summary: decodeSummary(encodeSummary(summary)) });
       }, out);
       const merged = await readLabels(out);
       const m = matchMasks(merged, labels, 1);
@@ -252,6 +254,12 @@ Deno.test("merge: crops of one label image merge back to it exactly, uint32 past
       assertEquals(r.nMasks, labels === lab ? n : 76176);
       assertEquals(merged.data.constructor, labels === lab ? Uint16Array : Uint32Array);
     }
+    const bad = assertThrows(
+      () => decodeSummary(new Uint8Array(20)),
+      CellposeError,
+      "not an encoded block summary (20 bytes)",
+    );
+    assertEquals(bad.code, "BAD_VALUE");
   });
 });
 
