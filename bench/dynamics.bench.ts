@@ -7,6 +7,7 @@
  * the synthetic image).
  * @module
  */
+import process from "node:process";
 import type { NdArray } from "../core/ndarray.ts";
 import type { DynamicsBackend } from "../dynamics/backend.ts";
 import { computeMasks, selectBackend } from "../dynamics/compute_masks.ts";
@@ -27,16 +28,18 @@ interface Case {
   cellprob: NdArray<Float32Array>;
 }
 
-/** Median wall-clock ms of `reps` runs after a warm-up. */
-async function median(run: () => unknown, reps: number): Promise<number> {
+/** Wall-clock ms and process CPU ms (all threads) of the median of `reps` runs after a warm-up. */
+async function median(run: () => unknown, reps: number): Promise<{ wall: number; cpu: number }> {
   await run();
-  const t: number[] = [];
+  const t: { wall: number; cpu: number }[] = [];
   for (let k = 0; k < reps; k++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     await run();
-    t.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    t.push({ wall: performance.now() - t0, cpu: (c.user + c.system) / 1000 });
   }
-  return t.sort((a, b) => a - b)[reps >> 1];
+  return t.sort((a, b) => a.wall - b.wall)[reps >> 1];
 }
 
 /** Deterministic 2048 x 2048 labels: 64 x 64 jittered ellipses, each inside its 32-pixel cell. */
@@ -106,20 +109,26 @@ export default async function (): Promise<void> {
   const cases = [large, fromLabels("synthetic 2048x2048, 4096 cells", synthetic(), 1)];
   const list = await backends();
   console.log(
+    `wall ms (process CPU ms, all threads); ${navigator.hardwareConcurrency} hardware threads, ` +
+      `load average ${Deno.loadavg()[0].toFixed(1)} at the start\n`,
+  );
+  console.log(
     `| case | step | ${list.map((b) => `${b.name} ms`).join(" | ")} | cellpose v4 Python s | ` +
       `Python / ${list[0].name} |`,
   );
   console.log(`|---|---|${list.map(() => "---:|").join("")}---:|---:|`);
   for (const c of cases) {
     const row = async (step: string, run: (b: DynamicsBackend) => unknown, perBackend: boolean) => {
-      const ms: number[] = [];
+      const ms: { wall: number; cpu: number }[] = [];
       for (const b of perBackend ? list : list.slice(0, 1)) {
         ms.push(await median(() => run(b), c.reps));
       }
       const py = step === "computeMasks" ? PYTHON_S[c.name] : undefined;
-      const cols = list.map((_, k) => (ms[k] === undefined ? "-" : ms[k].toFixed(0)));
+      const cols = list.map((_, k) =>
+        ms[k] === undefined ? "-" : `${ms[k].wall.toFixed(0)} (${ms[k].cpu.toFixed(0)})`
+      );
       const ratio = py
-        ? `${(py[0] * 1000 / ms[0]).toFixed(1)} to ${(py[1] * 1000 / ms[0]).toFixed(1)}`
+        ? `${(py[0] * 1000 / ms[0].wall).toFixed(1)} to ${(py[1] * 1000 / ms[0].wall).toFixed(1)}`
         : "-";
       console.log(
         `| ${c.name} | ${step} | ${cols.join(" | ")} | ${py ? py.join(" to ") : "-"} | ${ratio} |`,
