@@ -29,8 +29,17 @@ export interface StripWriterOptions {
   compression?: "none" | "deflate";
 }
 
-/** Writes `bytes` fully at the file's current position. */
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+/**
+ * Writes `bytes` fully at the file's current position (`write` may take fewer bytes).
+ *
+ * @example
+ * ```ts
+ * import { writeAll } from "./tiff_strips.ts";
+ * using f = await Deno.open("/tmp/raw.bin", { write: true, create: true, truncate: true });
+ * await writeAll(f, new Uint8Array(1 << 20));
+ * ```
+ */
+export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
 }
 

@@ -24,8 +24,9 @@
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import type { ImageSource, NormalizeOptions, Progress } from "../core/types.ts";
+import { DYNAMICS_DEFAULTS } from "../dynamics/compute_masks.ts";
 import { openTiff } from "../io/tiff_lazy.ts";
-import { TiffStripWriter } from "../io/tiff_strips.ts";
+import { TiffStripWriter, writeAll } from "../io/tiff_strips.ts";
 import { type Block, type BlockOptions, type BlockPlan, planBlocks } from "./blocks.ts";
 import { applyMerge, type BlockOutput, blockOutput, mergeBlocks } from "./merge_labels.ts";
 import { checkFinite, MIN_RANGE, SUBSAMPLE_ABOVE } from "./normalize.ts";
@@ -155,7 +156,8 @@ export async function imageNormalization(
  * ```ts
  * import { imageNormalization, segmentBlock } from "./segment_large.ts";
  * import { planBlocks } from "./blocks.ts";
- * import { openTiff } from "../io/tiff_lazy.ts";
+ * import { DYNAMICS_DEFAULTS } from "../dynamics/compute_masks.ts";
+import { openTiff } from "../io/tiff_lazy.ts";
  * import { loadModel } from "../models/load.ts";
  * const source = await openTiff("/data/slide.tif");
  * const plan = planBlocks(source.height, source.width);
@@ -182,7 +184,8 @@ export async function segmentBlock(
     }
   }
   const { zeroChannels: _, ...segOptions } = options;
-  const fraction = (options.maxSizeFraction ?? 0.4) * plan.height * plan.width /
+  const fraction = (options.maxSizeFraction ?? DYNAMICS_DEFAULTS.maxSizeFraction) * plan.height *
+    plan.width /
     ((block.y1 - block.y0) * (block.x1 - block.x0));
   const r = await segment(region, {
     ...segOptions,
@@ -203,11 +206,6 @@ export interface AssembleOptions {
   onProgress?: (p: Progress) => void;
   /** checked between blocks */
   signal?: AbortSignal;
-}
-
-/** Writes `bytes` fully at the file's position. */
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
 }
 
 /** Reads exactly `out.length` bytes at `offset`. */
