@@ -64,7 +64,7 @@ function positiveInt(name: string, v: number, min: number, expected: string): nu
 
 /**
  * Lists the blocks of a `height` x `width` image (see the module doc). Throws BAD_PARAMETER for
- * a non-integer or non-positive size, a block size below 16 or a halo outside `[0, blockSize/2]`
+ * a non-integer or non-positive size, a block size below 2 or a halo outside `[0, blockSize/2]`
  * (a larger halo would make blocks two cores apart overlap).
  *
  * @example
@@ -78,7 +78,7 @@ function positiveInt(name: string, v: number, min: number, expected: string): nu
 export function planBlocks(height: number, width: number, options: BlockOptions = {}): BlockPlan {
   positiveInt("height", height, 1, "an integer >= 1");
   positiveInt("width", width, 1, "an integer >= 1");
-  const blockSize = positiveInt("blockSize", options.blockSize ?? 2048, 16, "an integer >= 16");
+  const blockSize = positiveInt("blockSize", options.blockSize ?? 2048, 2, "an integer >= 2");
   const halo = positiveInt(
     "halo",
     options.halo ?? Math.min(128, blockSize >> 1),

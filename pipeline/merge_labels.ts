@@ -24,7 +24,7 @@
  * import { planBlocks } from "./blocks.ts";
  * import { mergeBlocks, summarizeBlock } from "./merge_labels.ts";
  * const plan = planBlocks(4, 8, { blockSize: 4, halo: 2 });
- * // one 2 x 4 mask centred on the block border, seen whole by both blocks
+ * // one 2 x 4 mask across the border of the two cores (x 2..5), seen whole by both blocks
  * const image = new Uint32Array(32);
  * for (let y = 1; y < 3; y++) for (let x = 2; x < 6; x++) image[y * 8 + x] = 1;
  * const summaries = plan.blocks.map((b) => {
@@ -33,7 +33,8 @@
  *   return summarizeBlock({ data: tile, shape: [h, w] }, b, plan);
  * });
  * const m = mergeBlocks(plan, summaries);
- * console.log(m.nMasks, m.tables); // 1 [Uint32Array [0, 0], Uint32Array [0, 1]]
+ * // its centroid (x 3.5) is in block 0's core: block 0 keeps it, block 1 drops its copy
+ * console.log(m.nMasks, m.tables); // 1 [Uint32Array [0, 1], Uint32Array [0, 0]]
  * ```
  * @module
  */

@@ -103,9 +103,9 @@ Deno.test("blocks: cores tile the image, regions are cores grown by the halo", (
   for (
     const [o, field] of [
       [{ blockSize: 100, halo: 51 }, "halo must be at most blockSize / 2 = 50, got 51"],
-      [{ blockSize: 8 }, "blockSize must be an integer >= 16, got 8"],
+      [{ blockSize: 1 }, "blockSize must be an integer >= 2, got 1"],
       [{ halo: -1 }, "halo must be an integer >= 0, got -1"],
-      [{ blockSize: 100.5 }, "blockSize must be an integer >= 16"],
+      [{ blockSize: 100.5 }, "blockSize must be an integer >= 2"],
     ] as const
   ) {
     const e = assertThrows(() => planBlocks(100, 100, o), CellposeError, field);
