@@ -33,7 +33,8 @@ import { openApiDocument } from "./openapi.ts";
 import { panelRoutes } from "./panel.ts";
 import { declaredElements } from "./probe.ts";
 import { parseSegmentParams, type SegmentParams } from "./params.ts";
-import { readSegmentRequest } from "./request.ts";
+import { readSegmentRequest, type SegmentRequest } from "./request.ts";
+import { uploadBudget } from "./upload.ts";
 import {
   checkFormat,
   encodeResult,
@@ -64,6 +65,8 @@ export interface AppOptions {
   ownOrigins?: () => readonly string[];
   /** largest accepted upload in bytes [2 GiB] */
   maxUploadBytes?: number;
+  /** bytes all uploads in progress may hold together; more get 429 [4 GiB] */
+  maxUploadingBytes?: number;
   /** largest decoded image in elements (pixels x channels x planes) [2^30] */
   maxPixels?: number;
   /** largest image `?sync=1` accepts, in elements [2^22] */
@@ -115,6 +118,7 @@ export function createApp(options: AppOptions = {}): CellposeApp {
   const maxUpload = options.maxUploadBytes ?? 2 * 1024 ** 3;
   const maxPixels = options.maxPixels ?? 2 ** 30;
   const syncMaxPixels = options.syncMaxPixels ?? 2 ** 22;
+  const uploads = uploadBudget(options.maxUploadingBytes ?? 4 * 1024 ** 3);
   const startedAt = Date.now();
 
   const engine = createEngine({
@@ -160,31 +164,13 @@ export function createApp(options: AppOptions = {}): CellposeApp {
     const format = c.req.query("format") ?? "json";
     checkFormat(format);
     jobs.checkRoom(0); // refuse before reading a large upload into a full queue
-    const req = await readSegmentRequest(c.req.raw, maxUpload, CONTROL);
-    const params = parseSegmentParams(req.params);
-    const name = req.filename ?? "image";
-    const { image, axes } = await decodeImage(req.bytes, name, maxPixels);
-    const input: JobInput = { image, params: withAxes(params, axes, image.shape.length), name };
-    if (sync && size(image.shape) > syncMaxPixels) {
-      throw new CellposeError(
-        "TOO_LARGE",
-        `sync=1 takes images up to ${syncMaxPixels} elements, this one has ` +
-          `${size(image.shape)}: submit it without sync and poll /v1/jobs/<id>`,
-        { field: "sync" },
-      );
+    const req = await readSegmentRequest(c.req.raw, maxUpload, CONTROL, uploads);
+    let job;
+    try {
+      job = await submit(req, sync);
+    } finally {
+      uploads.give(req.received); // from here the queue counts the decoded image instead
     }
-    const loaded = model.status();
-    if (loaded.state === "none" || loaded.state === "failed") {
-      return jsonError(
-        503,
-        "MODEL_NOT_FOUND",
-        loaded.state === "failed"
-          ? `model ${loaded.name} failed to load (${loaded.error?.message}); ` +
-            "POST /v1/models/<name>/load another"
-          : "no model is loaded: POST /v1/models/<name>/load first",
-      );
-    }
-    const job = jobs.submit(input, image.data.byteLength);
     if (sync) return await syncResult(job, format);
     c.header("location", `/v1/jobs/${job.id}`);
     return c.json(jobView(job), 202);
@@ -236,13 +222,41 @@ export function createApp(options: AppOptions = {}): CellposeApp {
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       device: { network: model.status().device ?? null, webgpu: await webgpuInfo() },
       model: model.status(),
-      queue: jobs.stats(),
+      queue: { ...jobs.stats(), uploadingBytes: uploads.used() },
       workerRestarts: engine.restarts(),
       memory: Deno.memoryUsage(),
     }));
   app.route("/v1/bridge", bridgeRoutes({ maxUploadBytes: maxUpload, replaceMasks }));
   app.get("/openapi.json", (c) => c.json(openApiDocument()));
   app.route("/", panelRoutes(options.panelDir));
+
+  /** Validates, decodes and queues a read request (the part of `POST /v1/segment` after upload). */
+  async function submit(req: SegmentRequest, sync: boolean) {
+    const params = parseSegmentParams(req.params);
+    const name = req.filename ?? "image";
+    const { image, axes } = await decodeImage(req.bytes, name, maxPixels);
+    const input: JobInput = { image, params: withAxes(params, axes, image.shape.length), name };
+    if (sync && size(image.shape) > syncMaxPixels) {
+      throw new CellposeError(
+        "TOO_LARGE",
+        `sync=1 takes images up to ${syncMaxPixels} elements, this one has ` +
+          `${size(image.shape)}: submit it without sync and poll /v1/jobs/<id>`,
+        { field: "sync" },
+      );
+    }
+    const loaded = model.status();
+    if (loaded.state === "none" || loaded.state === "failed") {
+      throw new CellposeError(
+        "MODEL_NOT_FOUND",
+        loaded.state === "failed"
+          ? `model ${loaded.name} failed to load (${loaded.error?.message}); ` +
+            "POST /v1/models/<name>/load another"
+          : "no model is loaded: POST /v1/models/<name>/load first",
+        { status: 503 },
+      );
+    }
+    return jobs.submit(input, image.data.byteLength);
+  }
 
   function getJob(id: string): Job<JobInput, StoredResult> {
     const job = jobs.get(id);

@@ -4,7 +4,9 @@
  * whose details are logged, not sent.
  *
  * A request-level error names the offending field through its `value`: `{field: "flow_threshold",
- * got: "abc"}` (see {@link badParam}).
+ * got: "abc"}` (see {@link badParam}); `value.status` overrides the code's status where one code
+ * means different things (`MODEL_NOT_FOUND`: 404 when asked for, 503 when none is loaded) and
+ * `value.retryAfter` (seconds) adds a `Retry-After` header.
  *
  * @example
  * ```ts
@@ -77,9 +79,12 @@ export function errorResponse(
     return jsonError(500, "INTERNAL", "internal server error (details in the server log)");
   }
   const headers: Record<string, string> = {};
-  const retry = (err.value as { retryAfter?: unknown } | undefined)?.retryAfter;
-  if (typeof retry === "number") headers["Retry-After"] = String(Math.max(1, Math.ceil(retry)));
-  return jsonError(statusOf(err.code), err.code, err.message, fieldOf(err, field), headers);
+  const v = (err.value ?? {}) as { retryAfter?: unknown; status?: unknown };
+  if (typeof v.retryAfter === "number") {
+    headers["Retry-After"] = String(Math.max(1, Math.ceil(v.retryAfter)));
+  }
+  const status = typeof v.status === "number" ? v.status : statusOf(err.code);
+  return jsonError(status, err.code, err.message, fieldOf(err, field), headers);
 }
 
 /** A JSON error response with an explicit status and code. */

@@ -19,7 +19,7 @@
  * @module
  */
 import { CellposeError } from "../core/errors.ts";
-import { readBodyLimited } from "./upload.ts";
+import { readBodyLimited, type UploadBudget } from "./upload.ts";
 
 /** Content types accepted as a raw image body. */
 export const IMAGE_CONTENT_TYPES = [
@@ -33,6 +33,8 @@ export const IMAGE_CONTENT_TYPES = [
 /** The image bytes and the parameters of a segment request, not yet validated. */
 export interface SegmentRequest {
   bytes: Uint8Array;
+  /** bytes of the body, taken from the upload budget (the caller gives them back) */
+  received: number;
   /** file name of the multipart part, when given */
   filename?: string;
   params: Record<string, unknown>;
@@ -41,13 +43,14 @@ export interface SegmentRequest {
 const RAW_TYPES = new Set<string>([...IMAGE_CONTENT_TYPES, "image/x-tiff", "application/npy"]);
 
 /**
- * Reads the request (body size bounded by `limit`). Query names in `control` (e.g. `sync`,
- * `format`) are left out of `params`.
+ * Reads the request (body size bounded by `limit`, bytes counted in `budget`). Query names in
+ * `control` (e.g. `sync`, `format`) are left out of `params`.
  */
 export async function readSegmentRequest(
   req: Request,
   limit: number,
   control: readonly string[],
+  budget?: UploadBudget,
 ): Promise<SegmentRequest> {
   const params: Record<string, unknown> = {};
   for (const [k, v] of new URL(req.url).searchParams) {
@@ -58,7 +61,15 @@ export async function readSegmentRequest(
     params[k] = v;
   }
   const type = (req.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
-  if (type === "multipart/form-data") return await readMultipart(req, limit, params);
+  if (type === "multipart/form-data") {
+    const body = await readBodyLimited(req, limit, budget);
+    try {
+      return { ...(await readMultipart(req, body, params)), received: body.length };
+    } catch (e) {
+      budget?.give(body.length);
+      throw e;
+    }
+  }
   if (type !== "" && !RAW_TYPES.has(type)) {
     throw new CellposeError(
       "UNSUPPORTED",
@@ -67,15 +78,15 @@ export async function readSegmentRequest(
       { field: "content-type", got: type },
     );
   }
-  return { bytes: await readBodyLimited(req, limit), params };
+  const bytes = await readBodyLimited(req, limit, budget);
+  return { bytes, received: bytes.length, params };
 }
 
 async function readMultipart(
   req: Request,
-  limit: number,
+  body: Uint8Array<ArrayBuffer>,
   params: Record<string, unknown>,
-): Promise<SegmentRequest> {
-  const body = await readBodyLimited(req, limit);
+): Promise<Omit<SegmentRequest, "received">> {
   let form: FormData;
   try {
     form = await new Response(body, {

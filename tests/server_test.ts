@@ -472,6 +472,37 @@ Deno.test("server: uploads and images over the limits get 413", async () => {
   }
 });
 
+Deno.test("server: uploads in progress share a byte budget; past it 429", async () => {
+  const server = await serve({ maxUploadingBytes: 1000 });
+  const url = `${server.url}/v1/segment`;
+  const health = async () => (await (await fetch(`${server.url}/v1/health`)).json()).queue;
+  try {
+    const finish = Promise.withResolvers<void>();
+    const slow = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new Uint8Array(800).fill(7));
+      },
+      async pull(c) {
+        await finish.promise;
+        c.close();
+      },
+    });
+    const first = fetch(url, { method: "POST", headers: NPY, body: slow });
+    for (let i = 0; (await health()).uploadingBytes < 800; i++) {
+      assert(i < 1000, "the server never received the first 800 bytes");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const refused = await fetch(url, { method: "POST", headers: NPY, body: new Uint8Array(500) });
+    assertEquals(refused.headers.get("retry-after"), "2");
+    await assertApiError(refused, 429, "QUEUE_FULL", "body");
+    finish.resolve();
+    await assertApiError(await first, 422, "BAD_FILE", "image"); // 800 bytes of 7s: no image
+    assertEquals((await health()).uploadingBytes, 0);
+  } finally {
+    await server.close();
+  }
+});
+
 Deno.test("server: a non-loopback bind needs a token, then every API call does", async () => {
   await assertRejects(() => serve({ host: "0.0.0.0", token: "" }), CellposeError, "token");
   const lines: string[] = [];
