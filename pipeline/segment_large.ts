@@ -80,7 +80,7 @@ function bad(field: string, expected: string, value: unknown): CellposeError {
  * const data = Uint8Array.from({ length: 100 * 80 }, (_, i) => i % 200);
  * const source = arraySource({ data, shape: [100, 80] });
  * const n = await imageNormalization(source, planBlocks(100, 80, { blockSize: 32 }), {});
- * console.log(n.zeroChannels); // [1, 2]: the grey image's empty channels
+ * console.log(n.normalize); // { lowhigh: [[1.99, 197.01], [0, 1], [0, 1]], invert: false }
  * ```
  */
 export async function imageNormalization(
@@ -230,10 +230,13 @@ async function readAt(file: Deno.FsFile, offset: number, out: Uint8Array): Promi
  * import { blockOutput } from "./merge_labels.ts";
  * import { planBlocks } from "./blocks.ts";
  * const plan = planBlocks(300, 300, { blockSize: 128, halo: 16 });
- * // every block sees one 300 x 300 mask: merged into a single mask
+ * // a 20 x 20 square across the first core border (x 118..138): every block sees its part
  * const r = await assembleBlocks(plan, (b) => {
- *   const region = new Uint32Array((b.y1 - b.y0) * (b.x1 - b.x0)).fill(1);
- *   return Promise.resolve(blockOutput({ data: region, shape: [b.y1 - b.y0, b.x1 - b.x0] }, b, plan));
+ *   const w = b.x1 - b.x0, h = b.y1 - b.y0, region = new Uint32Array(w * h);
+ *   for (let y = Math.max(b.y0, 100); y < Math.min(b.y1, 120); y++) {
+ *     for (let x = Math.max(b.x0, 118); x < Math.min(b.x1, 138); x++) region[(y - b.y0) * w + x - b.x0] = 1;
+ *   }
+ *   return Promise.resolve(blockOutput({ data: region, shape: [h, w] }, b, plan));
  * }, "/tmp/one.tif");
  * console.log(r.nMasks); // 1
  * ```
