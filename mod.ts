@@ -105,3 +105,14 @@ export {
 } from "./pipeline/segment_large.ts";
 export { openTiff, type TiffSource } from "./io/tiff_lazy.ts";
 export { type SampleType, type StripWriterOptions, TiffStripWriter } from "./io/tiff_strips.ts";
+export { readCheckpoint, readCheckpointFile, type StateDict } from "./models/checkpoint.ts";
+export {
+  buildCpsamOnnx,
+  type BuildOptions,
+  type BuiltModel,
+  convertCheckpoint,
+  type ConvertResult,
+  type CpsamConfig,
+  cpsamConfig,
+} from "./models/cpsam_graph.ts";
+export { createRunner, gpuAdapterInfo, type RunnerOptions } from "./models/runtime.ts";
