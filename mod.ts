@@ -114,5 +114,6 @@ export {
   type ConvertResult,
   type CpsamConfig,
   cpsamConfig,
+  writeCpsamOnnx,
 } from "./models/cpsam_graph.ts";
 export { createRunner, gpuAdapterInfo, type RunnerOptions } from "./models/runtime.ts";

@@ -575,24 +575,24 @@ export interface ConvertResult {
 }
 
 /**
- * Converts a `torch.save` cpsam checkpoint into an ONNX model file. Unless `externalData` is
- * `false`, weights go to `<onnx name>.data` beside it (the default; written tensor by tensor).
+ * Writes the ONNX model of a cpsam state dict to `onnxPath`. Unless `externalData` is `false`,
+ * weights go to `<onnx name>.data` beside it (the default), written tensor by tensor so that no
+ * second copy of the weights is held.
  *
  * @example
  * ```ts
- * import { convertCheckpoint } from "./cpsam_graph.ts";
- * const r = await convertCheckpoint("../shared/fixtures/tiny-cpsam.pt", "/tmp/tiny.onnx", {
- *   precision: "fp32",
- * });
- * console.log(r.dataPath); // "/tmp/tiny.onnx.data"
+ * import { readCheckpointFile } from "./checkpoint.ts";
+ * import { writeCpsamOnnx } from "./cpsam_graph.ts";
+ * const sd = await readCheckpointFile("../shared/fixtures/tiny-cpsam.pt");
+ * const r = await writeCpsamOnnx(sd, "/tmp/tiny16.onnx", { precision: "fp16" });
+ * console.log(r.dataPath); // "/tmp/tiny16.onnx.data"
  * ```
  */
-export async function convertCheckpoint(
-  ptPath: string,
+export async function writeCpsamOnnx(
+  sd: StateDict,
   onnxPath: string,
   opts: { precision: "fp32" | "fp16"; externalData?: string | false },
 ): Promise<ConvertResult> {
-  const sd = await readCheckpointFile(ptPath);
   const externalData = opts.externalData === false
     ? undefined
     : opts.externalData ?? `${basename(onnxPath)}.data`;
@@ -616,6 +616,27 @@ export async function convertCheckpoint(
   }
   await Deno.writeFile(onnxPath, p.model);
   return { onnxPath, dataPath, precision: opts.precision, config: cpsamConfig(sd), bytes };
+}
+
+/**
+ * Converts a `torch.save` cpsam checkpoint into an ONNX model file (see {@link writeCpsamOnnx}
+ * for the external data file).
+ *
+ * @example
+ * ```ts
+ * import { convertCheckpoint } from "./cpsam_graph.ts";
+ * const r = await convertCheckpoint("../shared/fixtures/tiny-cpsam.pt", "/tmp/tiny.onnx", {
+ *   precision: "fp32",
+ * });
+ * console.log(r.dataPath); // "/tmp/tiny.onnx.data"
+ * ```
+ */
+export async function convertCheckpoint(
+  ptPath: string,
+  onnxPath: string,
+  opts: { precision: "fp32" | "fp16"; externalData?: string | false },
+): Promise<ConvertResult> {
+  return writeCpsamOnnx(await readCheckpointFile(ptPath), onnxPath, opts);
 }
 
 async function writeAll(file: Deno.FsFile, b: Uint8Array) {
