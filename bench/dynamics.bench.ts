@@ -1,8 +1,8 @@
 /**
  * Flows -> masks (`computeMasks`, cellpose v4 defaults) and masks -> flows (`masksToFlows`) on
  * the dyn-large fixture (500 x 700, 219 cells) and on a synthetic 2048 x 2048 image with 4096
- * cells, one column per dynamics backend (the TypeScript reference with `navigator.hardwareConcurrency`
- * worker threads and on one thread, and WebGPU when an adapter is present), with the ratio to cellpose v4 in Python where it was measured (dyn-large: 1.8 to
+ * cells, one column per dynamics backend (the TypeScript reference with its default worker threads
+ * and on one thread, and WebGPU when an adapter is present), with the ratio to cellpose v4 in Python where it was measured (dyn-large: 1.8 to
  * 3.4 s on the development machine, PyTorch CPU). Median of 3 runs after a warm-up (one run for
  * the synthetic image).
  * @module

@@ -15,13 +15,17 @@
 import { followFlowsCpu } from "./follow_flows.ts";
 import type { FollowJob } from "./follow_worker.ts";
 
-/** Below this many point-steps (cells x niter) one thread is faster than starting workers. */
-export const PARALLEL_MIN_WORK = 8e6;
+/**
+ * Point-steps (cells x niter) that the start-up of the workers costs, roughly: with `T` threads
+ * workers are used from `PARALLEL_MIN_WORK / (1 - 1 / T)` point-steps on (24e6 on two threads,
+ * about 14e6 on eight; dyn-large is 20e6).
+ */
+export const PARALLEL_MIN_WORK = 12e6;
 
 /**
  * Final positions of `followFlowsCpu`, computed on up to `threads` workers.
  * @param threads worker count, default `navigator.hardwareConcurrency`
- * @param minWork smallest `cells.length * niter` worth the workers
+ * @param minWork smallest `cells.length * niter` worth the workers (see {@link PARALLEL_MIN_WORK})
  */
 export async function followFlowsParallel(
   flow: Float32Array,
@@ -29,7 +33,7 @@ export async function followFlowsParallel(
   cells: Uint32Array,
   niter: number,
   threads = navigator.hardwareConcurrency ?? 1,
-  minWork = PARALLEL_MIN_WORK,
+  minWork = PARALLEL_MIN_WORK / (1 - 1 / Math.max(2, threads)),
 ): Promise<Int32Array> {
   const parts = Math.min(threads, Math.ceil(cells.length / 4096));
   if (parts < 2 || cells.length * niter < minWork || typeof Worker === "undefined") {
