@@ -21,22 +21,22 @@ import { Hono } from "hono";
 import { CellposeError } from "../core/errors.ts";
 import { type NdArray, type NumericArray, size } from "../core/ndarray.ts";
 import type { Device } from "../core/types.ts";
-import { readImage } from "../io/image.ts";
 import { listModels, type Precision } from "../models/store.ts";
 import { guard } from "./auth.ts";
 import { createEngine, type RemoteModel } from "./engine.ts";
 import { bridgeRoutes } from "./bridge.ts";
+import { decodeImage, withAxes } from "./image_input.ts";
 import { errorResponse, jsonError, statusOf } from "./errors.ts";
 import { createJobQueue, isFinal, type Job, type JobQueue } from "./jobs.ts";
 import { createModelSlot, type ModelSlot } from "./model_slot.ts";
 import { openApiDocument } from "./openapi.ts";
 import { panelRoutes } from "./panel.ts";
-import { declaredElements } from "./probe.ts";
 import { parseSegmentParams, type SegmentParams } from "./params.ts";
 import { readSegmentRequest, type SegmentRequest } from "./request.ts";
 import { uploadBudget } from "./upload.ts";
 import {
   checkFormat,
+  editedResult,
   encodeResult,
   resultSummary,
   storedBytes,
@@ -354,113 +354,6 @@ function flag(v: string | undefined, field: string): boolean {
     field,
     got: v,
   });
-}
-
-function tooManyElements(name: string, n: number, shape: string, maxPixels: number, field: string) {
-  return new CellposeError(
-    "TOO_LARGE",
-    `${name} has ${n} elements (${shape}); the server takes up to ${maxPixels} (option maxPixels)`,
-    { field, got: n },
-  );
-}
-
-/**
- * Reads the image; any failure is a 4xx naming `field`. An image whose header declares more than
- * `maxPixels` elements is refused before it is decoded.
- */
-async function decodeImage(
-  bytes: Uint8Array,
-  name: string,
-  maxPixels: number,
-  field = "image",
-): Promise<{ image: NdArray<NumericArray>; axes: { channelAxis?: number; zAxis?: number } }> {
-  const declared = await declaredElements(bytes);
-  if (declared !== undefined && declared > maxPixels) {
-    throw tooManyElements(name, declared, "declared in its header", maxPixels, field);
-  }
-  let loaded;
-  try {
-    loaded = await readImage(bytes, name);
-  } catch (e) {
-    if (e instanceof CellposeError) {
-      throw new CellposeError(e.code, e.message, { field, got: e.value }, { cause: e });
-    }
-    throw new CellposeError(
-      "BAD_FILE",
-      `${name}: the image could not be read (${(e as Error)?.message ?? e})`,
-      { field },
-      { cause: e },
-    );
-  }
-  const n = size(loaded.image.shape);
-  if (n > maxPixels) {
-    throw tooManyElements(name, n, `shape [${loaded.image.shape}]`, maxPixels, field);
-  }
-  return {
-    image: loaded.image,
-    axes: { channelAxis: loaded.channelAxis, zAxis: loaded.zAxis },
-  };
-}
-
-/** `stored` with its masks replaced by `labels` (same shape, whole non-negative numbers). */
-function editedResult(stored: StoredResult, labels: NdArray<NumericArray>): StoredResult {
-  const shape = stored.masks.shape;
-  if (labels.shape.join() !== shape.join()) {
-    throw new CellposeError(
-      "BAD_SHAPE",
-      `edited labels have shape [${labels.shape}], the job's masks [${shape}]`,
-      { field: "labels", got: labels.shape },
-    );
-  }
-  const masks = new Uint32Array(labels.data.length);
-  const ids = new Set<number>();
-  let max = 0;
-  for (let i = 0; i < masks.length; i++) {
-    const v = labels.data[i];
-    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-      throw new CellposeError(
-        "BAD_VALUE",
-        `edited labels must be whole numbers >= 0, found ${v} at element ${i}`,
-        { field: "labels", got: v },
-      );
-    }
-    masks[i] = v;
-    if (v) ids.add(v);
-    if (v > max) max = v;
-  }
-  const data = max <= 0xffff ? Uint16Array.from(masks) : masks;
-  return { ...stored, masks: { data, shape }, nMasks: ids.size };
-}
-
-/** Fills channel/Z axes from the file when not given, and resolves negative axes. */
-function withAxes(
-  params: SegmentParams,
-  fromFile: { channelAxis?: number; zAxis?: number },
-  ndim: number,
-): SegmentParams {
-  const out = { ...params };
-  for (const [key, field] of [["channelAxis", "channel_axis"], ["zAxis", "z_axis"]] as const) {
-    const v = out[key] ?? fromFile[key];
-    if (v === undefined) continue;
-    if (v < -ndim || v >= ndim) {
-      throw new CellposeError(
-        "BAD_PARAMETER",
-        `${field} must be an axis of the ${ndim}-dimensional image (${-ndim}..${
-          ndim - 1
-        }), got ${v}`,
-        { field, got: v },
-      );
-    }
-    out[key] = v < 0 ? v + ndim : v;
-  }
-  if (out.channelAxis !== undefined && out.channelAxis === out.zAxis) {
-    throw new CellposeError(
-      "BAD_PARAMETER",
-      `channel_axis and z_axis must differ, both are ${out.zAxis}`,
-      { field: "z_axis", got: out.zAxis },
-    );
-  }
-  return out;
 }
 
 let gpu: Promise<Record<string, unknown> | null> | undefined;

@@ -13,6 +13,7 @@
  * ```
  * @module
  */
+import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import type { SegmentResult } from "../core/types.ts";
 import { CellposeError } from "../core/errors.ts";
 import { writeNpy } from "../io/npy.ts";
@@ -144,4 +145,34 @@ export function encodeResult(r: StoredResult, format: string): EncodedResult {
   const f = FORMATS[format];
   const base = r.name.replace(/\.[^.]*$/, "") || "image";
   return { body: f.encode(r), contentType: f.contentType, filename: base + f.suffix };
+}
+
+/** `stored` with its masks replaced by `labels` (same shape, whole non-negative numbers). */
+export function editedResult(stored: StoredResult, labels: NdArray<NumericArray>): StoredResult {
+  const shape = stored.masks.shape;
+  if (labels.shape.join() !== shape.join()) {
+    throw new CellposeError(
+      "BAD_SHAPE",
+      `edited labels have shape [${labels.shape}], the job's masks [${shape}]`,
+      { field: "labels", got: labels.shape },
+    );
+  }
+  const masks = new Uint32Array(labels.data.length);
+  const ids = new Set<number>();
+  let max = 0;
+  for (let i = 0; i < masks.length; i++) {
+    const v = labels.data[i];
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+      throw new CellposeError(
+        "BAD_VALUE",
+        `edited labels must be whole numbers >= 0, found ${v} at element ${i}`,
+        { field: "labels", got: v },
+      );
+    }
+    masks[i] = v;
+    if (v) ids.add(v);
+    if (v > max) max = v;
+  }
+  const data = max <= 0xffff ? Uint16Array.from(masks) : masks;
+  return { ...stored, masks: { data, shape }, nMasks: ids.size };
 }
