@@ -296,6 +296,16 @@ Deno.test("server: segmentation jobs with the tiny model over HTTP", async (t) =
       await assertApiError(path, 400, "BAD_PARAMETER", "name");
       // a failed load leaves the loaded model in service
       assertEquals((await (await fetch(`${server.url}/v1/health`)).json()).model.state, "loaded");
+      // loading the model again swaps in a new instance; later jobs use it
+      const again = await fetch(`${server.url}/v1/models/${encodeURIComponent(TINY)}/load`, {
+        method: "POST",
+      });
+      assertEquals((await again.json()).current, { name: TINY, state: "loaded", device: "cpu" });
+      const after = await fetch(`${server.url}/v1/segment?sync=1`, {
+        method: "POST",
+        body: randomNpy(64, 64),
+      });
+      assertEquals((await after.json()).shape, [64, 64]);
 
       const doc = await (await fetch(`${server.url}/openapi.json`)).json();
       assertEquals(doc.openapi, "3.1.0");
