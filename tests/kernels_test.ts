@@ -72,12 +72,13 @@ Deno.test({
 });
 
 Deno.test({
-  name: "followFlows 3D: WGSL end positions equal the TypeScript reference (dyn3d, 200 steps)",
+  name: "followFlows 3D: WGSL end positions equal the TypeScript reference (dyn3d, 60 steps)",
   ignore,
   async fn() {
+    // 60 steps keep the TS twin quick; computeMasks on WebGPU below runs the full 200
     const { flow, shape, cells } = await input3D();
-    const gpu = await followFlowsGpu(device!, flow, shape, cells, 200);
-    assertEquals(gpu, followFlowsCpu(flow, shape, cells, 200));
+    const gpu = await followFlowsGpu(device!, flow, shape, cells, 60);
+    assertEquals(gpu, followFlowsCpu(flow, shape, cells, 60));
   },
 });
 
