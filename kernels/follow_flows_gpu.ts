@@ -20,6 +20,8 @@
 import { CellposeError } from "../core/errors.ts";
 import { size } from "../core/ndarray.ts";
 import {
+  checkBindingCount,
+  checkedRun,
   chunkedEntries,
   chunkedWgsl,
   chunkLayout,
@@ -61,47 +63,56 @@ export async function followFlowsGpu(
   const maxBinding = options.maxBindingBytes ?? device.limits.maxStorageBufferBindingSize;
 
   const flowLayout = chunkLayout(device, flow.length, 4, maxBinding);
+  checkBindingCount(device, 3 + flowLayout.chunks, "followFlows");
   const code = chunkedWgsl("flow", flowLayout, "f32", false, 4) +
     await wgslSource(ndim === 2 ? "follow_flows_2d.wgsl" : "follow_flows_3d.wgsl");
-  const pipeline = computePipeline(device, code);
-
-  const params = uniformBuffer(device, packParams(shape, niter));
-  const starts = storageBuffer(device, startTable(shape));
-  const flowBuf = storageBuffer(device, flow);
-  const cellBuf = storageBuffer(device, cells);
-  const endBuf = storageBuffer(device, out.byteLength);
-
   // windows of cells, a multiple of WORKGROUP (so offsets stay aligned) fitting one binding
   const window = Math.max(
     WORKGROUP,
     Math.floor(maxBinding / (4 * ndim) / WORKGROUP) * WORKGROUP,
   );
-  const encoder = device.createCommandEncoder();
-  for (let first = 0; first < cells.length; first += window) {
-    const count = Math.min(window, cells.length - first);
-    const bindGroup = device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: params } },
-        { binding: 1, resource: { buffer: starts } },
-        { binding: 2, resource: { buffer: cellBuf, offset: first * 4, size: count * 4 } },
-        {
-          binding: 3,
-          resource: { buffer: endBuf, offset: first * 4 * ndim, size: count * 4 * ndim },
-        },
-        ...chunkedEntries(flowBuf, flowLayout, 4),
-      ],
-    });
-    const pass = encoder.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(...workgroupGrid(device, count));
-    pass.end();
-  }
-  device.queue.submit([encoder.finish()]);
-  out.set(new Int32Array(await readBuffer(device, endBuf, out.byteLength)));
-  for (const b of [params, starts, flowBuf, cellBuf, endBuf]) b.destroy();
-  return out;
+
+  const buffers: GPUBuffer[] = [];
+  return await checkedRun(device, "followFlows", async () => {
+    try {
+      const pipeline = computePipeline(device, code);
+      const [params, starts, flowBuf, cellBuf, endBuf] = [
+        uniformBuffer(device, packParams(shape, niter)),
+        storageBuffer(device, startTable(shape)),
+        storageBuffer(device, flow),
+        storageBuffer(device, cells),
+        storageBuffer(device, out.byteLength),
+      ];
+      buffers.push(params, starts, flowBuf, cellBuf, endBuf);
+      const encoder = device.createCommandEncoder();
+      for (let first = 0; first < cells.length; first += window) {
+        const count = Math.min(window, cells.length - first);
+        const bindGroup = device.createBindGroup({
+          layout: pipeline.getBindGroupLayout(0),
+          entries: [
+            { binding: 0, resource: { buffer: params } },
+            { binding: 1, resource: { buffer: starts } },
+            { binding: 2, resource: { buffer: cellBuf, offset: first * 4, size: count * 4 } },
+            {
+              binding: 3,
+              resource: { buffer: endBuf, offset: first * 4 * ndim, size: count * 4 * ndim },
+            },
+            ...chunkedEntries(flowBuf, flowLayout, 4),
+          ],
+        });
+        const pass = encoder.beginComputePass();
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, bindGroup);
+        pass.dispatchWorkgroups(...workgroupGrid(device, count));
+        pass.end();
+      }
+      device.queue.submit([encoder.finish()]);
+      out.set(new Int32Array(await readBuffer(device, endBuf, out.byteLength)));
+      return out;
+    } finally {
+      for (const b of buffers) b.destroy();
+    }
+  });
 }
 
 function checkArgs(flow: Float32Array, shape: readonly number[], niter: number): void {

@@ -98,6 +98,52 @@ function checkBufferSize(device: GPUDevice, bytes: number): void {
   }
 }
 
+/**
+ * Runs `run` (which records, submits and reads back GPU work) inside validation and
+ * out-of-memory error scopes, so that a rejected pipeline or buffer becomes a CellposeError
+ * instead of silently wrong results: TOO_LARGE when the GPU ran out of memory, UNSUPPORTED when
+ * WebGPU refused the work.
+ */
+export async function checkedRun<T>(
+  device: GPUDevice,
+  what: string,
+  run: () => Promise<T>,
+): Promise<T> {
+  device.pushErrorScope("out-of-memory");
+  device.pushErrorScope("validation");
+  const outcome = await run().then((value) => ({ value }), (error: unknown) => ({ error }));
+  const invalid = await device.popErrorScope();
+  const oom = await device.popErrorScope();
+  if (oom) {
+    throw new CellposeError(
+      "TOO_LARGE",
+      `${what}: the GPU ran out of memory (${oom.message})`,
+      what,
+    );
+  }
+  if (invalid) {
+    throw new CellposeError(
+      "UNSUPPORTED",
+      `${what}: WebGPU refused the work: ${invalid.message}`,
+      what,
+    );
+  }
+  if ("error" in outcome) throw outcome.error;
+  return outcome.value;
+}
+
+/** Throws TOO_LARGE when a kernel would need more storage bindings than the device allows. */
+export function checkBindingCount(device: GPUDevice, count: number, what: string): void {
+  const max = device.limits.maxStorageBuffersPerShaderStage;
+  if (count > max) {
+    throw new CellposeError(
+      "TOO_LARGE",
+      `${what} needs ${count} storage bindings, this device allows ${max}; use device "cpu"`,
+      count,
+    );
+  }
+}
+
 /** Copies the first `bytes` of `buffer` back to the host once all submitted work is done. */
 export async function readBuffer(
   device: GPUDevice,

@@ -21,6 +21,8 @@ import { CellposeError } from "../core/errors.ts";
 import { size } from "../core/ndarray.ts";
 import type { GpuRunOptions } from "./follow_flows_gpu.ts";
 import {
+  checkBindingCount,
+  checkedRun,
   chunkedEntries,
   chunkedWgsl,
   chunkLayout,
@@ -74,43 +76,51 @@ export async function diffuseHeatGpu(
   const names = ["pixels", "links", "heat_in", "heat_out"];
   const first = [1];
   for (const l of layouts) first.push(first[first.length - 1] + l.chunks);
+  checkBindingCount(device, first[4] - 1, "diffuseHeat");
   const code = `const STENCIL: u32 = ${stencil.length}u;\n` +
     layouts.map((l, k) => chunkedWgsl(names[k], l, k < 2 ? "u32" : "vec2<f32>", k === 3, first[k]))
       .join("") +
     await wgslSource("heat.wgsl");
-  const pipeline = computePipeline(device, code);
-
   const params = new Int32Array(16);
   stencil.forEach(([dz, dy, dx], s) => params[s] = (dz * ly + dy) * lx + dx);
   new Float32Array(params.buffer)[12] = 1;
   params[13] = count;
-  const paramBuf = uniformBuffer(device, params);
-  const pixelBuf = storageBuffer(device, pixels);
-  const linkBuf = storageBuffer(device, links);
-  const heat = [storageBuffer(device, n * 8), storageBuffer(device, n * 8)];
-  const groups = [0, 1].map((k) =>
-    device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: paramBuf } },
-        ...[pixelBuf, linkBuf, heat[k], heat[1 - k]].flatMap((b, j) =>
-          chunkedEntries(b, layouts[j], first[j])
-        ),
-      ],
-    })
-  );
-  const grid = workgroupGrid(device, count);
-  const encoder = device.createCommandEncoder();
-  const pass = encoder.beginComputePass();
-  pass.setPipeline(pipeline);
-  for (let t = 0; t < niter; t++) {
-    pass.setBindGroup(0, groups[t % 2]);
-    pass.dispatchWorkgroups(...grid);
-  }
-  pass.end();
-  device.queue.submit([encoder.finish()]);
-  const pairs = new Float32Array(await readBuffer(device, heat[niter % 2], n * 8));
-  for (const b of [paramBuf, pixelBuf, linkBuf, ...heat]) b.destroy();
+
+  const buffers: GPUBuffer[] = [];
+  const pairs = await checkedRun(device, "diffuseHeat", async () => {
+    try {
+      const pipeline = computePipeline(device, code);
+      const paramBuf = uniformBuffer(device, params);
+      const pixelBuf = storageBuffer(device, pixels);
+      const linkBuf = storageBuffer(device, links);
+      const heat = [storageBuffer(device, n * 8), storageBuffer(device, n * 8)];
+      buffers.push(paramBuf, pixelBuf, linkBuf, ...heat);
+      const groups = [0, 1].map((k) =>
+        device.createBindGroup({
+          layout: pipeline.getBindGroupLayout(0),
+          entries: [
+            { binding: 0, resource: { buffer: paramBuf } },
+            ...[pixelBuf, linkBuf, heat[k], heat[1 - k]].flatMap((b, j) =>
+              chunkedEntries(b, layouts[j], first[j])
+            ),
+          ],
+        })
+      );
+      const grid = workgroupGrid(device, count);
+      const encoder = device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(pipeline);
+      for (let t = 0; t < niter; t++) {
+        pass.setBindGroup(0, groups[t % 2]);
+        pass.dispatchWorkgroups(...grid);
+      }
+      pass.end();
+      device.queue.submit([encoder.finish()]);
+      return new Float32Array(await readBuffer(device, heat[niter % 2], n * 8));
+    } finally {
+      for (const b of buffers) b.destroy();
+    }
+  });
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) out[i] = pairs[2 * i] + pairs[2 * i + 1];
   return out;

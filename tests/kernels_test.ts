@@ -10,7 +10,7 @@ import type { NdArray } from "../core/ndarray.ts";
 import { computeMasks } from "../dynamics/compute_masks.ts";
 import { gpuBackend } from "../kernels/backend_gpu.ts";
 import { followFlowsGpu } from "../kernels/follow_flows_gpu.ts";
-import { adapterInfo, gpuDevice, WORKGROUP, workgroupGrid } from "../kernels/gpu.ts";
+import { adapterInfo, checkedRun, gpuDevice, WORKGROUP, workgroupGrid } from "../kernels/gpu.ts";
 import { diffuseHeatGpu } from "../kernels/heat_gpu.ts";
 import { followFlowsCpu } from "../dynamics/follow_flows.ts";
 import { diffuseHeat2D, diffuseHeat3D } from "../dynamics/heat.ts";
@@ -177,6 +177,32 @@ Deno.test({
       CellposeError,
     );
     assertEquals(h.code, "BAD_VALUE");
+  },
+});
+
+Deno.test({
+  name: "kernels refuse work the device cannot take, as CellposeErrors",
+  ignore,
+  async fn() {
+    // 256-byte bindings would need 2048 bindings for dyn-small's field
+    const { flow, shape, cells } = await input2D("small");
+    const big = await assertRejects(
+      () => followFlowsGpu(device!, flow, shape, cells, 1, { maxBindingBytes: 256 }),
+      CellposeError,
+    );
+    assertEquals(big.code, "TOO_LARGE");
+    // a GPU validation error inside a run (MAP_READ goes with COPY_DST only)
+    const usage = GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE;
+    const bad = await assertRejects(
+      () =>
+        checkedRun(
+          device!,
+          "test",
+          () => Promise.resolve(device!.createBuffer({ size: 4, usage })),
+        ),
+      CellposeError,
+    );
+    assertEquals(bad.code, "UNSUPPORTED");
   },
 });
 
