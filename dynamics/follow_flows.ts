@@ -34,7 +34,7 @@ export function checkFlowShape(shape: readonly number[]): void {
   }
 }
 
-/** Normalised start coordinate of pixel `i` on an axis of length `l`, in float32 as PyTorch. */
+/** Normalised start coordinate of pixel `i` (`lm1` = float32(L - 1)), in float32 as PyTorch. */
 function normalise(i: number, lm1: number): number {
   return f(f(f(i / lm1) * 2) - 1);
 }
