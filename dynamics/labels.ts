@@ -53,8 +53,21 @@ export function toLabels(a: NdArray, what: string): Uint32Array {
  * as fastremap.renumber does. Returns N.
  */
 export function renumber(labels: Uint32Array): number {
-  const map = new Uint32Array(maxLabel(labels) + 1);
+  const max = maxLabel(labels);
   let n = 0;
+  if (max > labels.length) {
+    // sparse huge labels: a map instead of a table the size of the largest label
+    const map = new Map<number, number>();
+    for (let i = 0; i < labels.length; i++) {
+      const v = labels[i];
+      if (v === 0) continue;
+      let m = map.get(v);
+      if (m === undefined) map.set(v, m = ++n);
+      labels[i] = m;
+    }
+    return n;
+  }
+  const map = new Uint32Array(max + 1);
   for (let i = 0; i < labels.length; i++) {
     const v = labels[i];
     if (v === 0) continue;

@@ -19,7 +19,7 @@
 import { CellposeError } from "../core/errors.ts";
 import { type NdArray, size } from "../core/ndarray.ts";
 import { diffuseHeat2D, diffuseHeat3D } from "./heat.ts";
-import { boundingBoxes, maxLabel, toLabels } from "./labels.ts";
+import { boundingBoxes, maxLabel, renumber, toLabels } from "./labels.ts";
 
 /** Round half to even, as numpy's `np.round`. */
 function roundHalfEven(v: number): number {
@@ -148,7 +148,12 @@ export function masksToFlows(labels: NdArray): NdArray<Float32Array> {
       shape,
     );
   }
-  const lab = toLabels(labels, "labels");
+  let lab = toLabels(labels, "labels");
+  if (maxLabel(lab) > lab.length) {
+    // labels far larger than the pixel count: compact them (flows do not depend on the values)
+    lab = lab.slice();
+    renumber(lab);
+  }
   const { centers, niter } = maskCenters(lab, shape);
   const heat = shape.length === 2
     ? diffuseHeat2D(lab, shape, centers, niter)

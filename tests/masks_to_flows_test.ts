@@ -78,8 +78,17 @@ Deno.test("diffuseHeat2D: Jacobi mean over the 3x3 neighbourhood within the mask
   for (let i = 0; i < 3; i++) assert(Math.abs(T[i] - want[i]) < 1e-15, `T[${i}] = ${T[i]}`);
 });
 
+Deno.test("masksToFlows: huge label values give the flows of the compacted labels", () => {
+  const big = masksToFlows({ data: new Uint32Array([0, 4e9, 4e9, 4e9, 7, 7]), shape: [2, 3] });
+  const small = masksToFlows({ data: new Uint8Array([0, 1, 1, 1, 2, 2]), shape: [2, 3] });
+  assertEquals(big, small);
+});
+
 Deno.test("renumber: labels 1..N in order of first appearance", () => {
   const l = toLabels({ data: new Float32Array([0, 7, 7, 3, 0, 9, 3]), shape: [7] }, "l");
   assertEquals(renumber(l), 3);
   assertEquals(Array.from(l), [0, 1, 1, 2, 0, 3, 2]);
+  const huge = new Uint32Array([5e9 % 2 ** 32, 0, 3e9, 5e9 % 2 ** 32]);
+  assertEquals(renumber(huge), 2);
+  assertEquals(Array.from(huge), [1, 0, 2, 1]);
 });
