@@ -99,8 +99,19 @@ export function iouPairs(gt: NdArray, pred: NdArray): IouPairs {
   return overlaps(t, p);
 }
 
+/** Largest label accepted: cellpose counts masks as the largest label, so labels must be dense. */
+const MAX_LABEL = 2 ** 24;
+
 function overlaps(t: Uint32Array, p: Uint32Array): IouPairs {
   const nTrue = maxLabel(t), nPred = maxLabel(p);
+  if (nTrue > MAX_LABEL || nPred > MAX_LABEL) {
+    throw new CellposeError(
+      "BAD_VALUE",
+      `labels must be at most ${MAX_LABEL} (masks are counted as the largest label, as in ` +
+        `cellpose; renumber them 1..N), got ${Math.max(nTrue, nPred)}`,
+      Math.max(nTrue, nPred),
+    );
+  }
   const areaT = new Float64Array(nTrue + 1), areaP = new Float64Array(nPred + 1);
   const inter = new Map<number, number>();
   const w = nPred + 1;

@@ -43,4 +43,10 @@ Deno.test("averagePrecision: empty prediction, and mismatched shapes", () => {
     "same shape",
   );
   assertEquals(e.code, "BAD_SHAPE");
+  const big = assertThrows(
+    () => averagePrecision(gt, { data: new Uint32Array([0, 3e9, 0, 0]), shape: [2, 2] }),
+    CellposeError,
+    "renumber",
+  );
+  assertEquals(big.code, "BAD_VALUE");
 });
