@@ -1,13 +1,12 @@
 // Euler integration of cell pixels through a 2D flow field, cellpose v4 `steps_interp`:
 // PyTorch grid_sample(align_corners=False, padding_mode="zeros") semantics in float32, vectorised
 // CPU kernel order of operations. One invocation follows one cell for all `niter` steps.
-// The host prepends `flow_get(i)`: the planar field [2, Ly, Lx] (dY, dX), maybe over several
-// bindings from @binding(4) on.
+// The host prepends `field_get(i)`: the field in normalised units, `f32(flow * scale)`, as
+// (x, y) pairs per pixel, maybe over several bindings from @binding(4) on.
 
 struct Params {
   size: vec4<u32>, // Ly, Lx
   half: vec4<f32>, // Ly / 2, Lx / 2: grid_sample's scaling factor
-  scale: vec4<f32>, // f32(2 / (L - 1)) per axis: the field in normalised units
   last: vec4<f32>, // L - 1 per axis
   start: vec4<u32>, // offset of each axis' table in `starts`
   niter: u32,
@@ -23,12 +22,12 @@ struct Params {
 @group(0) @binding(2) var<storage, read> cells: array<u32>;
 @group(0) @binding(3) var<storage, read_write> ends: array<i32>;
 
-// scaled field of axis `a` at pixel (y, x); 0 outside the image
-fn corner(a: u32, y: i32, x: i32) -> f32 {
+// the field (x, y) at pixel (y, x); 0 outside the image
+fn corner(y: i32, x: i32) -> vec2<f32> {
   if (y < 0 || x < 0 || y >= i32(P.size.x) || x >= i32(P.size.y)) {
-    return 0.0;
+    return vec2<f32>(0.0);
   }
-  return flow_get((a * P.size.x + u32(y)) * P.size.y + u32(x)) * P.scale[a];
+  return field_get(u32(y) * P.size.y + u32(x));
 }
 
 @compute @workgroup_size(64)
@@ -55,12 +54,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let se = n * w;
     let ix = i32(xw);
     let iy = i32(yn);
-    let dx = corner(1u, iy, ix) * nw * P.one + corner(1u, iy, ix + 1) * ne * P.one +
-      corner(1u, iy + 1, ix) * sw * P.one + corner(1u, iy + 1, ix + 1) * se * P.one;
-    let dy = corner(0u, iy, ix) * nw * P.one + corner(0u, iy, ix + 1) * ne * P.one +
-      corner(0u, iy + 1, ix) * sw * P.one + corner(0u, iy + 1, ix + 1) * se * P.one;
-    ux = clamp(ux + dx, -1.0, 1.0);
-    uy = clamp(uy + dy, -1.0, 1.0);
+    let d = corner(iy, ix) * nw * P.one + corner(iy, ix + 1) * ne * P.one +
+      corner(iy + 1, ix) * sw * P.one + corner(iy + 1, ix + 1) * se * P.one;
+    ux = clamp(ux + d.x, -1.0, 1.0);
+    uy = clamp(uy + d.y, -1.0, 1.0);
   }
   ends[2u * i] = i32(((uy + 1.0) * 0.5) * P.last.x);
   ends[2u * i + 1u] = i32(((ux + 1.0) * 0.5) * P.last.y);

@@ -2,13 +2,12 @@
 // PyTorch grid_sample(align_corners=False, padding_mode="zeros") semantics in float32, scalar
 // CPU kernel order of operations (trilinear corners accumulated tnw, tne, tsw, tse, bnw, bne,
 // bsw, bse). One invocation follows one cell for all `niter` steps.
-// The host prepends `flow_get(i)`: the planar field [3, Lz, Ly, Lx] (dZ, dY, dX), maybe over
-// several bindings from @binding(4) on.
+// The host prepends `field_get(i)`: the field in normalised units, `f32(flow * scale)`, as
+// (z, y, x, 0) per voxel, maybe over several bindings from @binding(4) on.
 
 struct Params {
   size: vec4<u32>, // Lz, Ly, Lx
   len: vec4<f32>, // Lz, Ly, Lx as floats
-  scale: vec4<f32>, // f32(2 / (L - 1)) per axis: the field in normalised units
   last: vec4<f32>, // L - 1 per axis
   start: vec4<u32>, // offset of each axis' table in `starts`
   niter: u32,
@@ -24,14 +23,12 @@ struct Params {
 @group(0) @binding(2) var<storage, read> cells: array<u32>;
 @group(0) @binding(3) var<storage, read_write> ends: array<i32>;
 
-// the three scaled field values (z, y, x) at voxel v, or zeros outside the stack
+// the field (z, y, x) at voxel v, or zeros outside the stack
 fn corner(v: vec3<i32>) -> vec3<f32> {
   if (any(v < vec3<i32>(0)) || any(v >= vec3<i32>(P.size.xyz))) {
     return vec3<f32>(0.0);
   }
-  let plane = P.size.x * P.size.y * P.size.z;
-  let k = (u32(v.x) * P.size.y + u32(v.y)) * P.size.z + u32(v.z);
-  return vec3<f32>(flow_get(k), flow_get(plane + k), flow_get(2u * plane + k)) * P.scale.xyz;
+  return field_get((u32(v.x) * P.size.y + u32(v.y)) * P.size.z + u32(v.z)).xyz;
 }
 
 // grid_sampler_unnormalize(align_corners=False): ((u + 1) * L - 1) / 2

@@ -62,9 +62,11 @@ export async function followFlowsGpu(
   if (cells.length === 0) return out;
   const maxBinding = options.maxBindingBytes ?? device.limits.maxStorageBufferBindingSize;
 
-  const flowLayout = chunkLayout(device, flow.length, 4, maxBinding);
+  const field = normalisedField(flow, shape);
+  const vec = ndim === 2 ? 2 : 4;
+  const flowLayout = chunkLayout(device, field.length / vec, 4 * vec, maxBinding);
   checkBindingCount(device, 3 + flowLayout.chunks, "followFlows");
-  const code = chunkedWgsl("flow", flowLayout, "f32", false, 4) +
+  const code = chunkedWgsl("field", flowLayout, `vec${vec}<f32>`, false, 4) +
     await wgslSource(ndim === 2 ? "follow_flows_2d.wgsl" : "follow_flows_3d.wgsl");
   // windows of cells, a multiple of WORKGROUP (so offsets stay aligned) fitting one binding
   const window = Math.max(
@@ -79,7 +81,7 @@ export async function followFlowsGpu(
       const [params, starts, flowBuf, cellBuf, endBuf] = [
         uniformBuffer(device, packParams(shape, niter)),
         storageBuffer(device, startTable(shape)),
-        storageBuffer(device, flow),
+        storageBuffer(device, field),
         storageBuffer(device, cells),
         storageBuffer(device, out.byteLength),
       ];
@@ -115,6 +117,31 @@ export async function followFlowsGpu(
   });
 }
 
+/**
+ * The field in normalised units as the reference scales it, `f32(flow * f32(2 / (L - 1)))`,
+ * interleaved per pixel for one load per corner: (x, y) in 2D, (z, y, x, 0) in 3D (the kernels'
+ * vector orders).
+ */
+function normalisedField(flow: Float32Array, shape: readonly number[]): Float32Array {
+  const n = size(shape);
+  const scale = shape.map((l) => Math.fround(2 / (l - 1)));
+  if (shape.length === 2) {
+    const field = new Float32Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      field[2 * i] = flow[n + i] * scale[1];
+      field[2 * i + 1] = flow[i] * scale[0];
+    }
+    return field;
+  }
+  const field = new Float32Array(4 * n);
+  for (let i = 0; i < n; i++) {
+    field[4 * i] = flow[i] * scale[0];
+    field[4 * i + 1] = flow[n + i] * scale[1];
+    field[4 * i + 2] = flow[2 * n + i] * scale[2];
+  }
+  return field;
+}
+
 function checkArgs(flow: Float32Array, shape: readonly number[], niter: number): void {
   if ((shape.length !== 2 && shape.length !== 3) || shape.some((l) => !(l >= 2))) {
     throw new CellposeError(
@@ -136,22 +163,21 @@ function checkArgs(flow: Float32Array, shape: readonly number[], niter: number):
   }
 }
 
-/** Uniforms in the layout of `Params` of both kernels (5 x vec4, niter, one). */
+/** Uniforms in the layout of `Params` of both kernels (4 x vec4, niter, one). */
 function packParams(shape: readonly number[], niter: number): Uint32Array {
-  const buf = new ArrayBuffer(96);
+  const buf = new ArrayBuffer(80);
   const u = new Uint32Array(buf);
   const f = new Float32Array(buf);
   let offset = 0;
   shape.forEach((l, a) => {
     u[a] = l;
     f[4 + a] = shape.length === 2 ? l / 2 : l;
-    f[8 + a] = 2 / (l - 1);
-    f[12 + a] = l - 1;
-    u[16 + a] = offset;
+    f[8 + a] = l - 1;
+    u[12 + a] = offset;
     offset += l;
   });
-  u[20] = niter;
-  f[21] = 1;
+  u[16] = niter;
+  f[17] = 1;
   return u;
 }
 
