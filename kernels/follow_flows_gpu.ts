@@ -19,6 +19,7 @@
  */
 import { CellposeError } from "../core/errors.ts";
 import { size } from "../core/ndarray.ts";
+import { checkFlowShape } from "../dynamics/follow_flows.ts";
 import {
   checkBindingCount,
   checkedRun,
@@ -143,13 +144,7 @@ function normalisedField(flow: Float32Array, shape: readonly number[]): Float32A
 }
 
 function checkArgs(flow: Float32Array, shape: readonly number[], niter: number): void {
-  if ((shape.length !== 2 && shape.length !== 3) || shape.some((l) => !(l >= 2))) {
-    throw new CellposeError(
-      "BAD_SHAPE",
-      `shape must be [Ly, Lx] or [Lz, Ly, Lx] with every axis >= 2, got [${shape}]`,
-      shape,
-    );
-  }
+  checkFlowShape(shape);
   if (flow.length !== shape.length * size(shape)) {
     throw new CellposeError(
       "BAD_SHAPE",
