@@ -89,10 +89,9 @@ function integrate(
   const active = new Int32Array(B);
   const st = new Float64Array(ndim), tmp = new Float64Array(ndim);
   const out = new Float64Array(np * ndim);
-  const same = (a: Float64Array, ao: number, b: Float64Array, bo: number) => {
-    for (let k = 0; k < ndim; k++) if (a[ao + k] !== b[bo + k]) return false;
-    return true;
-  };
+  const d3 = ndim === 3;
+  const same = (a: Float64Array, ao: number, b: Float64Array, bo: number) =>
+    a[ao] === b[bo] && a[ao + 1] === b[bo + 1] && (!d3 || a[ao + 2] === b[bo + 2]);
   for (let b0 = 0; b0 < np; b0 += B) {
     const nb = Math.min(B, np - b0);
     for (let j = 0; j < nb; j++) {
@@ -115,7 +114,8 @@ function integrate(
           if ((niter - done) % 2 === 0) u.set(st, o);
           continue;
         }
-        for (let k = 0; k < ndim; k++) (q[o + k] = u[o + k]), (u[o + k] = st[k]);
+        q[o] = u[o], q[o + 1] = u[o + 1], u[o] = st[0], u[o + 1] = st[1];
+        if (d3) (q[o + 2] = u[o + 2]), (u[o + 2] = st[2]);
         if (same(u, o, c, o)) {
           // periodic since the checkpoint: only the remainder of the steps matters
           const left = (niter - done) % (done - ct[j]);
