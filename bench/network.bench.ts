@@ -1,0 +1,218 @@
+/**
+ * The full-size cpsam network (24 blocks, width 1024, 16 heads; shapes from
+ * shared/fixtures/cpsam-state-dict.txt) with random weights: conversion time, then one 256 x 256
+ * tile per backend, each in its own process (so peak RSS is per backend): seconds per tile,
+ * tiles/s, peak RSS (VmHWM), fp16 against fp32, and the ratio to PyTorch's CPU time per tile
+ * (MANIFEST `cpu_baseline_fullsize_tile_seconds`). WebGPU on a software adapter takes minutes:
+ * it runs only with `CELLPOSE_BENCH_WEBGPU=1`.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { StateDict } from "../models/checkpoint.ts";
+import { writeCpsamOnnx } from "../models/cpsam_graph.ts";
+import { createRunner } from "../models/runtime.ts";
+import { FIXTURES, manifest } from "../tests/fixtures.ts";
+
+type Backend = "cpu" | "wasm" | "webgpu";
+
+interface ChildResult {
+  createS: number;
+  runS: number[];
+  /** CPU seconds (all threads) of each run: the work, whatever the machine's load */
+  cpuS: number[];
+  peakRssMiB: number;
+  output: number[];
+}
+
+/** A deterministic full-size state dict with weight scales like a trained ViT. */
+async function randomStateDict(): Promise<StateDict> {
+  const text = await Deno.readTextFile(join(FIXTURES, "cpsam-state-dict.txt"));
+  let seed = 12345;
+  const rand = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) / 4294967296 - 0.5;
+  };
+  const sd: StateDict = new Map();
+  for (const line of text.split("\n")) {
+    const m = line.match(/^(\S+)\t\(([\d, ]+)\)/);
+    if (!m) continue;
+    const [key, dims] = [m[1], m[2].split(",").map((s) => s.trim()).filter(Boolean).map(Number)];
+    const n = dims.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    if (key === "W2") {
+      for (let i = 0; i < dims[0]; i++) data[i * dims[0] + i] = 1;
+    } else if (/norm\d?\.weight|neck\.[13]\.weight/.test(key)) {
+      data.fill(1);
+    } else {
+      const fanIn = dims.length > 1 ? n / dims[0] : 1;
+      const scale = key.endsWith("bias") || dims.length === 1 ? 0.02 : 2 / Math.sqrt(fanIn);
+      for (let i = 0; i < n; i++) data[i] = rand() * scale;
+    }
+    sd.set(key, { data, shape: dims });
+  }
+  return sd;
+}
+
+/** user + system CPU seconds of this process (all threads) */
+function cpuSeconds(): number {
+  const f = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+function peakRssMiB(): number {
+  const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Child process: load, run one tile `runs` times, print a JSON line. */
+async function child(model: string, device: Backend, threads: number, runs: number) {
+  const t0 = performance.now();
+  const net = await createRunner(model, { device, numThreads: threads, batchSize: 1 });
+  const createS = (performance.now() - t0) / 1000;
+  const tile = new Float32Array(3 * 256 * 256);
+  for (let i = 0; i < tile.length; i++) tile[i] = Math.sin(i * 0.001) + Math.cos(i * 0.37);
+  const runS: number[] = [];
+  let out: Float32Array = new Float32Array();
+  const cpuS: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const [t, c] = [performance.now(), cpuSeconds()];
+    out = (await net.run({ data: tile, shape: [1, 3, 256, 256] })).data;
+    runS.push((performance.now() - t) / 1000);
+    cpuS.push(cpuSeconds() - c);
+  }
+  await net.dispose();
+  const result: ChildResult = { createS, runS, cpuS, peakRssMiB: peakRssMiB(), output: [...out] };
+  console.log(JSON.stringify(result));
+  Deno.exit(0);
+}
+
+async function runChild(
+  model: string,
+  device: Backend,
+  threads: number,
+  runs: number,
+  timeoutS: number,
+): Promise<ChildResult | string> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      "--child",
+      model,
+      device,
+      `${threads}`,
+      `${runs}`,
+    ],
+    stdout: "piped",
+    stderr: "null",
+    signal: AbortSignal.timeout(timeoutS * 1000),
+  });
+  try {
+    const { stdout, success } = await cmd.output();
+    const line = new TextDecoder().decode(stdout).trim().split("\n").pop() ?? "";
+    return success && line.startsWith("{") ? JSON.parse(line) : "failed";
+  } catch {
+    return `no result in ${timeoutS} s (hung)`;
+  }
+}
+
+const maxAbsDiff = (a: number[], b: number[]) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
+
+/** Prints the benchmark table. */
+export default async function networkBench() {
+  const withGpu = Deno.env.get("CELLPOSE_BENCH_WEBGPU") === "1";
+  const baseline = (await manifest()).cpu_baseline_fullsize_tile_seconds;
+  const torchBest = Math.min(...baseline);
+  const torchMedian = [...baseline].sort((a, b) => a - b)[Math.floor(baseline.length / 2)];
+  const dir = await Deno.makeTempDir({ prefix: "cpsam-bench-" });
+  try {
+    let t = performance.now();
+    const sd = await randomStateDict();
+    const genS = (performance.now() - t) / 1000;
+    const models: Record<string, string> = {};
+    const convS: Record<string, number> = {};
+    const sizes: Record<string, number> = {};
+    for (const precision of ["fp32", "fp16"] as const) {
+      t = performance.now();
+      const r = await writeCpsamOnnx(sd, join(dir, `cpsam-${precision}.onnx`), { precision });
+      convS[precision] = (performance.now() - t) / 1000;
+      models[precision] = r.onnxPath;
+      sizes[precision] = r.bytes / 2 ** 20;
+    }
+    sd.clear();
+    console.log(
+      `random full-size state dict in ${genS.toFixed(1)} s; conversion fp32 ${
+        convS.fp32.toFixed(1)
+      } s ` +
+        `(${sizes.fp32.toFixed(0)} MiB), fp16 ${convS.fp16.toFixed(1)} s (${
+          sizes.fp16.toFixed(0)
+        } MiB); ` +
+        `${navigator.hardwareConcurrency} cores, load ${Deno.loadavg()[0].toFixed(1)}\n`,
+    );
+    const cases: [string, string, Backend, number, number, number][] = [
+      ["cpu (onnxruntime-node)", "fp32", "cpu", navigator.hardwareConcurrency, 3, 300],
+      ["cpu (onnxruntime-node)", "fp16", "cpu", navigator.hardwareConcurrency, 3, 300],
+      ["wasm, 1 thread", "fp32", "wasm", 1, 1, 500],
+      ["wasm, 2 threads", "fp32", "wasm", 2, 1, 300],
+    ];
+    if (withGpu) cases.push(["webgpu (software adapter)", "fp32", "webgpu", 1, 1, 600]);
+    console.log(
+      "| backend | weights | threads | load s | s / tile | tiles / s | CPU s / tile | peak RSS MiB | " +
+        "vs PyTorch best | vs PyTorch median | CPU s / threads vs PyTorch best | max abs diff vs cpu fp32 |",
+    );
+    console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let reference: number[] | undefined;
+    for (const [label, precision, device, threads, runs, timeoutS] of cases) {
+      const r = await runChild(models[precision], device, threads, runs, timeoutS);
+      if (typeof r === "string") {
+        console.log(`| ${label} | ${precision} | ${threads} | - | ${r} |${" - |".repeat(7)}`);
+        continue;
+      }
+      // the fastest warm run (the first run includes one-time allocations)
+      const warm = r.runS.length > 1 ? r.runS.slice(1) : r.runS;
+      const best = r.runS.indexOf(Math.min(...warm));
+      const [s, cpuS] = [r.runS[best], r.cpuS[best]];
+      reference ??= r.output;
+      const cells = [
+        label,
+        precision,
+        threads,
+        r.createS.toFixed(1),
+        s.toFixed(2) + (r.runS.length > 1 ? ` (first ${r.runS[0].toFixed(2)})` : ""),
+        (1 / s).toFixed(3),
+        cpuS.toFixed(1),
+        r.peakRssMiB.toFixed(0),
+        `${(s / torchBest).toFixed(2)}x`,
+        `${(s / torchMedian).toFixed(2)}x`,
+        `${(cpuS / threads / torchBest).toFixed(2)}x`,
+        maxAbsDiff(r.output, reference).toExponential(1),
+      ];
+      console.log(`| ${cells.join(" | ")} |`);
+    }
+    console.log(
+      `\nPyTorch CPU per tile (MANIFEST): ${baseline.map((b) => b.toFixed(1)).join(", ")} s. ` +
+        "Goal: default CPU backend <= 0.7x PyTorch. Wall times depend on the machine's load " +
+        `(${Deno.loadavg()[0].toFixed(1)} now); CPU s / threads is the wall time an idle machine ` +
+        "would give with perfect scaling.",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  if (Deno.args[0] === "--child") {
+    const [, model, device, threads, runs] = Deno.args;
+    await child(model, device as Backend, Number(threads), Number(runs));
+  } else {
+    await networkBench();
+  }
+}
