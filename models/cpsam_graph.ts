@@ -72,7 +72,9 @@ export interface BuildOptions {
 
 /** What {@link buildCpsamOnnx} returns: the model, and the external data file's bytes. */
 export interface BuiltModel {
+  /** the ONNX protobuf */
   model: Uint8Array;
+  /** bytes of the external data file (when `externalData` was given) */
   externalData?: Uint8Array;
 }
 
@@ -565,10 +567,13 @@ export function buildCpsamOnnx(sd: StateDict, opts: BuildOptions): BuiltModel {
 
 /** What {@link convertCheckpoint} wrote. */
 export interface ConvertResult {
+  /** path of the model file */
   onnxPath: string;
   /** path of the external data file, if any */
   dataPath?: string;
+  /** weights and compute precision */
   precision: "fp32" | "fp16";
+  /** architecture read off the state dict */
   config: CpsamConfig;
   /** bytes of the model file plus the external data file */
   bytes: number;

@@ -38,36 +38,53 @@ export type OnnxAttr =
 
 /** One operator application. */
 export interface OnnxNode {
+  /** operator type, e.g. "MatMul" (default domain) */
   op: string;
+  /** input value names ("" for an omitted optional input) */
   inputs: string[];
+  /** output value names */
   outputs: string[];
+  /** node name (optional, for diagnostics) */
   name?: string;
+  /** attributes by name */
   attrs?: Record<string, OnnxAttr>;
 }
 
 /** A constant tensor: inline `data`, or a range of the external data file. */
 export interface OnnxTensor {
+  /** initializer name, as nodes refer to it */
   name: string;
+  /** element type */
   type: OnnxType;
+  /** shape */
   dims: number[];
   /** little-endian element bytes (omit when `external` is set) */
   data?: Uint8Array;
+  /** where the bytes lie in the external data file (path relative to the model) */
   external?: { location: string; offset: number; length: number };
 }
 
 /** A graph input or output with a shape of sizes or symbolic names. */
 export interface OnnxValueInfo {
+  /** value name */
   name: string;
+  /** element type */
   type: OnnxType;
+  /** sizes, or names for symbolic (dynamic) sizes */
   shape: (number | string)[];
 }
 
 /** The graph of a model. */
 export interface OnnxGraph {
+  /** graph name */
   name: string;
+  /** nodes in topological order */
   nodes: OnnxNode[];
+  /** constant tensors */
   initializers: OnnxTensor[];
+  /** graph inputs */
   inputs: OnnxValueInfo[];
+  /** graph outputs */
   outputs: OnnxValueInfo[];
 }
 
@@ -183,7 +200,9 @@ function valueInfoProto(v: OnnxValueInfo): Message {
  * console.log(m[0]); // 8: field 1 (ir_version), varint
  * ```
  */
-export function encodeModel(model: { opset: number; graph: OnnxGraph; producer?: string }) {
+export function encodeModel(
+  model: { opset: number; graph: OnnxGraph; producer?: string },
+): Uint8Array {
   const g = new Message();
   for (const n of model.graph.nodes) g.message(1, nodeProto(n));
   g.string(2, model.graph.name);

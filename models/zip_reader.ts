@@ -28,10 +28,13 @@ export interface ByteSource {
 
 /** Where an entry lies in the archive. */
 export interface ZipEntry {
+  /** path inside the archive */
   name: string;
   /** 0 stored, 8 deflate */
   method: number;
+  /** bytes stored */
   compressedSize: number;
+  /** bytes after inflating */
   size: number;
   /** offset of the entry's local header */
   headerOffset: number;
