@@ -19,7 +19,7 @@
  */
 import type { DynamicsBackend } from "../dynamics/backend.ts";
 import { followFlowsGpu, type GpuRunOptions } from "./follow_flows_gpu.ts";
-import { adapterInfo, gpuDevice } from "./gpu.ts";
+import { adapterInfo, gpuDevice, isSoftwareAdapter } from "./gpu.ts";
 import { diffuseHeatGpu } from "./heat_gpu.ts";
 
 /** Options of {@link gpuBackend}. */
@@ -40,7 +40,8 @@ export async function gpuBackend(
 ): Promise<DynamicsBackend | null> {
   const device = await gpuDevice();
   if (!device) return null;
-  if (options.software === false && adapterInfo(device)?.isFallbackAdapter) return null;
+  const info = adapterInfo(device);
+  if (options.software === false && info && isSoftwareAdapter(info)) return null;
   return {
     name: "webgpu",
     followFlows: (flow, shape, cells, niter) =>

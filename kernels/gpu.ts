@@ -33,10 +33,32 @@ export function gpuDevice(): Promise<GPUDevice | null> {
   return cached;
 }
 
-async function requestDevice(): Promise<GPUDevice | null> {
+/**
+ * A WebGPU adapter from `navigator.gpu`, or null when there is none. Where `XDG_RUNTIME_DIR` is
+ * unset (servers, CI), a private one is set first: without it the system's graphics loaders print
+ * "XDG_RUNTIME_DIR is invalid" on every start.
+ */
+export async function requestGpuAdapter(): Promise<GPUAdapter | null> {
   const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
   if (!gpu) return null;
-  const adapter = await gpu.requestAdapter().catch(() => null);
+  try {
+    if (!Deno.env.get("XDG_RUNTIME_DIR")) {
+      const dir = `${Deno.env.get("TMPDIR") ?? "/tmp"}/cellpose-deno-xdg-${Deno.uid() ?? 0}`;
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      Deno.env.set("XDG_RUNTIME_DIR", dir);
+    }
+  } catch { /* no env or fs permission: the loaders only get noisier */ }
+  return await gpu.requestAdapter().catch(() => null);
+}
+
+/** True for software rasterisers (llvmpipe, lavapipe, SwiftShader, WARP): no real GPU. */
+export function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
+  return info.isFallbackAdapter === true ||
+    /llvmpipe|lavapipe|swiftshader|software|warp/i.test(`${info.vendor} ${info.description}`);
+}
+
+async function requestDevice(): Promise<GPUDevice | null> {
+  const adapter = await requestGpuAdapter();
   if (!adapter) return null;
   const { maxBufferSize, maxStorageBufferBindingSize, maxStorageBuffersPerShaderStage } =
     adapter.limits;

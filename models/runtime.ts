@@ -24,6 +24,7 @@ import type * as OrtCommon from "onnxruntime-web";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray } from "../core/ndarray.ts";
 import type { Device, NetRunner } from "../core/types.ts";
+import { isSoftwareAdapter, requestGpuAdapter } from "../kernels/gpu.ts";
 
 /** Options of {@link createRunner}. */
 export interface RunnerOptions {
@@ -48,16 +49,12 @@ type Session = OrtCommon.InferenceSession;
 export async function gpuAdapterInfo(): Promise<
   { description: string; software: boolean } | null
 > {
-  const gpu = (globalThis.navigator as Navigator | undefined)?.gpu;
-  if (!gpu) return null;
-  const adapter = await gpu.requestAdapter().catch(() => null);
+  const adapter = await requestGpuAdapter();
   if (!adapter) return null;
   const info = adapter.info;
   const description = [info.vendor, info.architecture, info.device, info.description]
     .filter(Boolean).join(" ");
-  const software = (info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true ||
-    /llvmpipe|lavapipe|swiftshader|software|warp/i.test(description);
-  return { description, software };
+  return { description, software: isSoftwareAdapter(info) };
 }
 
 /** The backend `auto` resolves to on this machine. */

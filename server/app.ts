@@ -34,6 +34,7 @@ import { panelRoutes } from "./panel.ts";
 import { parseSegmentParams, type SegmentParams } from "./params.ts";
 import { readSegmentRequest, type SegmentRequest } from "./request.ts";
 import { uploadBudget } from "./upload.ts";
+import { requestGpuAdapter } from "../kernels/gpu.ts";
 import {
   checkFormat,
   editedResult,
@@ -361,7 +362,7 @@ let gpu: Promise<Record<string, unknown> | null> | undefined;
 /** The WebGPU adapter's description, or null without one (asked once). */
 function webgpuInfo(): Promise<Record<string, unknown> | null> {
   gpu ??= (async () => {
-    const adapter = await navigator.gpu?.requestAdapter();
+    const adapter = await requestGpuAdapter();
     if (!adapter) return null;
     const { vendor, architecture, device, description } = adapter.info;
     return {
