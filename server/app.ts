@@ -300,7 +300,7 @@ export function createApp(options: AppOptions = {}): CellposeApp {
     model,
     async close() {
       jobs.close();
-      engine.close(); // first: a model still loading (or downloading) must not hold up the exit
+      await engine.close(); // first: a model still loading must not hold up the exit for long
       await model.close();
     },
   };

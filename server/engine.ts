@@ -19,7 +19,7 @@
  * const image = { data: new Uint8Array(64 * 64), shape: [64, 64] };
  * const r = await engine.segment(model, image, {}, { signal: new AbortController().signal });
  * console.log(r.masks.shape); // [64, 64]
- * engine.close();
+ * await engine.close();
  * ```
  * @module
  */
@@ -87,6 +87,8 @@ export interface EngineOptions {
   cacheDir?: string;
   /** [3000] how long a cancelled call may take to stop before the worker is replaced */
   cancelGraceMs?: number;
+  /** [3000] ms calls in flight may still take when the engine closes */
+  closeGraceMs?: number;
   /** where worker restarts are reported [console.error] */
   log?: (line: string) => void;
 }
@@ -104,8 +106,11 @@ export interface Engine {
   ): Promise<SegmentResult>;
   /** times the worker was replaced */
   restarts(): number;
-  /** stops the worker; calls in flight fail */
-  close(): void;
+  /**
+   * Stops the worker: calls still running get up to `closeGraceMs` to finish (terminating a
+   * worker inside onnxruntime's native code can crash the process), then fail.
+   */
+  close(): Promise<void>;
 }
 
 interface Pending {
@@ -125,6 +130,7 @@ export function createEngine(options: EngineOptions = {}): Engine {
   let nextHandle = 1;
   let restartCount = 0;
   const pending = new Map<number, Pending>();
+  const inFlight = new Set<Promise<unknown>>();
 
   function spawn(): Worker {
     const w = new Worker(new URL("./engine_worker.ts", import.meta.url), { type: "module" });
@@ -172,13 +178,13 @@ export function createEngine(options: EngineOptions = {}): Engine {
   ) {
     const id = nextId++;
     worker ??= spawn();
-    return {
-      id,
-      done: new Promise<T>((resolve, reject) => {
-        pending.set(id, { ...p, resolve: resolve as (v: unknown) => void, reject });
-        worker!.postMessage({ ...msg, id }, transfer);
-      }),
-    };
+    const done = new Promise<T>((resolve, reject) => {
+      pending.set(id, { ...p, resolve: resolve as (v: unknown) => void, reject });
+      worker!.postMessage({ ...msg, id }, transfer);
+    });
+    const settled = done.then(() => {}, () => {}).finally(() => inFlight.delete(settled));
+    inFlight.add(settled);
+    return { id, done };
   }
 
   function dispose(spec: ModelSpec): Promise<void> {
@@ -222,7 +228,13 @@ export function createEngine(options: EngineOptions = {}): Engine {
       return done.finally(() => signal.removeEventListener("abort", onAbort));
     },
     restarts: () => restartCount,
-    close() {
+    async close() {
+      if (inFlight.size) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const grace = new Promise((r) => (timer = setTimeout(r, options.closeGraceMs ?? 3000)));
+        await Promise.race([Promise.all(inFlight), grace]);
+        clearTimeout(timer);
+      }
       worker?.terminate();
       worker = undefined;
       failAll("the server is shutting down");

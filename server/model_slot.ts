@@ -12,7 +12,7 @@
  * const n = await slot.use((model) => Promise.resolve(model.bsize));
  * console.log(n, slot.status()); // 256 { name: "cpsam", state: "loaded", device: "cpu" }
  * await slot.close();
- * engine.close();
+ * await engine.close();
  * ```
  * @module
  */
