@@ -7,7 +7,6 @@
  * the synthetic image).
  * @module
  */
-import process from "node:process";
 import type { NdArray } from "../core/ndarray.ts";
 import type { DynamicsBackend } from "../dynamics/backend.ts";
 import { computeMasks, selectBackend } from "../dynamics/compute_masks.ts";
@@ -15,6 +14,7 @@ import { cpuBackend } from "../dynamics/cpu_backend.ts";
 import { followFlowsCpu } from "../dynamics/follow_flows.ts";
 import { masksToFlows } from "../dynamics/masks_to_flows.ts";
 import { fixture } from "../tests/fixtures.ts";
+import { median } from "./measure.ts";
 
 /** cellpose v4 (Python) seconds for the same step, where measured: [fastest, slowest]. */
 const PYTHON_S: Record<string, [number, number]> = { "dyn-large": [1.8, 3.4] };
@@ -26,20 +26,6 @@ interface Case {
   labels: NdArray<Uint16Array>;
   dP: NdArray<Float32Array>;
   cellprob: NdArray<Float32Array>;
-}
-
-/** Wall-clock ms and process CPU ms (all threads) of the median of `reps` runs after a warm-up. */
-async function median(run: () => unknown, reps: number): Promise<{ wall: number; cpu: number }> {
-  await run();
-  const t: { wall: number; cpu: number }[] = [];
-  for (let k = 0; k < reps; k++) {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    await run();
-    const c = process.cpuUsage(c0);
-    t.push({ wall: performance.now() - t0, cpu: (c.user + c.system) / 1000 });
-  }
-  return t.sort((a, b) => a.wall - b.wall)[reps >> 1];
 }
 
 /** Deterministic 2048 x 2048 labels: 64 x 64 jittered ellipses, each inside its 32-pixel cell. */

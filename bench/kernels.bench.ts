@@ -11,17 +11,7 @@ import { maskCenters } from "../dynamics/masks_to_flows.ts";
 import { gpuBackend } from "../kernels/backend_gpu.ts";
 import { adapterInfo, gpuDevice } from "../kernels/gpu.ts";
 import { fixture } from "../tests/fixtures.ts";
-
-async function median(run: () => Promise<unknown>): Promise<number> {
-  await run();
-  const t: number[] = [];
-  for (let k = 0; k < 3; k++) {
-    const t0 = performance.now();
-    await run();
-    t.push(performance.now() - t0);
-  }
-  return t.sort((a, b) => a - b)[1];
-}
+import { median } from "./measure.ts";
 
 interface Case {
   name: string;
@@ -83,7 +73,10 @@ export default async function (): Promise<void> {
     ];
     for (const [step, run] of steps) {
       if (ndim === 3 && step.startsWith("masks")) continue; // the CPU backend's heat is 2D
-      const [ts, wg] = [await median(() => run(backends[0])), await median(() => run(backends[1]))];
+      const [ts, wg] = [
+        (await median(() => run(backends[0]))).wall,
+        (await median(() => run(backends[1]))).wall,
+      ];
       console.log(
         `| ${c.name} | ${step} | ${ts.toFixed(0)} | ${wg.toFixed(0)} | ${(ts / wg).toFixed(2)} |`,
       );

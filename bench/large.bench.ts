@@ -11,12 +11,7 @@ import { TiffStripWriter } from "../io/tiff_strips.ts";
 import { loadModel } from "../models/load.ts";
 import { segmentLarge } from "../pipeline/segment_large.ts";
 import { FIXTURES } from "../tests/fixtures.ts";
-
-/** Peak resident set size of this process in MiB (VmHWM). */
-function peakRssMiB(): number {
-  const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
-  return m ? Number(m[1]) / 1024 : NaN;
-}
+import { peakRssMiB } from "./measure.ts";
 
 /** Deterministic 0..1 hash of two integers. */
 function hash(a: number, b: number): number {

@@ -12,17 +12,7 @@ import { convertImage } from "../pipeline/channels.ts";
 import { runNetwork } from "../pipeline/flows.ts";
 import { normalizeImage } from "../pipeline/normalize.ts";
 import { resizeImage } from "../pipeline/resize.ts";
-
-async function median(run: () => unknown): Promise<number> {
-  await run();
-  const t: number[] = [];
-  for (let k = 0; k < 3; k++) {
-    const t0 = performance.now();
-    await run();
-    t.push(performance.now() - t0);
-  }
-  return t.sort((a, b) => a - b)[1];
-}
+import { median } from "./measure.ts";
 
 const identity: NetRunner = {
   name: "identity",
@@ -60,7 +50,7 @@ export default async function (): Promise<void> {
       ["tiles: cut + taper average", () => runNetwork(norm, identity, { batchSize: 8 })],
     ];
     for (const [name, run] of steps) {
-      rows.set(name, [...(rows.get(name) ?? []), await median(run)]);
+      rows.set(name, [...(rows.get(name) ?? []), (await median(run)).wall]);
     }
   }
   console.log("| step | 512^2 ms | 2048^2 ms | 2048^2 / 512^2 |");
