@@ -10,7 +10,6 @@ import { FIXTURES, REPO } from "./fixtures.ts";
 import { matchMasks } from "./match_masks.ts";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
-import type { NetRunner } from "../core/types.ts";
 import { computeMasks } from "../dynamics/compute_masks.ts";
 import { masksToFlows } from "../dynamics/masks_to_flows.ts";
 import { openTiff } from "../io/tiff_lazy.ts";
@@ -28,6 +27,7 @@ import {
   imageNormalization,
   segmentLarge,
 } from "../pipeline/segment_large.ts";
+import { identity } from "./identity_net.ts";
 
 /** Seeded uniform numbers in [0, 1). */
 function random(seed: number): () => number {
@@ -334,15 +334,6 @@ Deno.test("dynamics per block with a halo: the masks of one pass, boundary pixel
     assert(m.meanIoU > 0.98, `mean IoU ${m.meanIoU}`);
   });
 });
-
-/** The identity network: its output tiles are its input tiles (dY, dX, cellprob). */
-const identity: NetRunner = {
-  name: "identity",
-  device: "cpu",
-  bsize: 256,
-  run: (tiles) => Promise.resolve({ data: tiles.data.slice(), shape: [...tiles.shape] }),
-  dispose: () => Promise.resolve(),
-};
 
 Deno.test("segmentLarge: many blocks through the whole path give the masks of segment()", async () => {
   // an image whose channels are flows and cell probability, through the identity network

@@ -11,19 +11,7 @@ import { convertCheckpoint } from "../models/cpsam_graph.ts";
 import { createRunner } from "../models/runtime.ts";
 import { runNetwork3D } from "../pipeline/flows3d.ts";
 import { segment } from "../pipeline/segment.ts";
-
-/**
- * A network whose output is its input (dY := channel 0, dX := channel 1, cellprob := channel 2).
- * The real network's outputs cannot tell which orientation produced which flow component; this
- * one makes the 3-D bookkeeping checkable value by value.
- */
-const identity: NetRunner = {
-  name: "identity",
-  device: "cpu",
-  bsize: 256,
-  run: (tiles) => Promise.resolve({ data: tiles.data.slice(), shape: [...tiles.shape] }),
-  dispose: () => Promise.resolve(),
-};
+import { identity } from "./identity_net.ts";
 
 function randomStack(z: number, y: number, x: number): NdArray<Float32Array> {
   let s = 12345;
