@@ -163,7 +163,16 @@ export default async function networkBench() {
       ["wasm, 1 thread", "fp32", "wasm", 1, 1, 500],
       ["wasm, 2 threads", "fp32", "wasm", 2, 1, 300],
     ];
-    if (withGpu) cases.push(["webgpu (software adapter)", "fp32", "webgpu", 1, 1, 600]);
+    if (withGpu) {
+      cases.push([
+        "webgpu (software adapter)",
+        "fp32",
+        "webgpu",
+        navigator.hardwareConcurrency,
+        1,
+        600,
+      ]);
+    }
     console.log(
       "| backend | weights | threads | load s | s / tile | tiles / s | CPU s / tile | peak RSS MiB | " +
         "vs PyTorch best | vs PyTorch median | CPU s / threads vs PyTorch best | max abs diff vs cpu fp32 |",
