@@ -17,10 +17,11 @@ import type { FollowJob } from "./follow_worker.ts";
 
 /**
  * Point-steps (cells x niter) that the start-up of the workers costs, roughly: with `T` threads
- * workers are used from `PARALLEL_MIN_WORK / (1 - 1 / T)` point-steps on (24e6 on two threads,
- * about 14e6 on eight; dyn-large is 20e6).
+ * workers are used from `PARALLEL_MIN_WORK / (1 - 1 / T)` point-steps on (10e6 on two threads,
+ * about 6e6 on eight; dyn-large is 20e6: on 2 idle cores its computeMasks takes ~400 ms with
+ * workers against ~490 ms without).
  */
-export const PARALLEL_MIN_WORK = 12e6;
+export const PARALLEL_MIN_WORK = 5e6;
 
 /**
  * Final positions of `followFlowsCpu`, computed on up to `threads` workers.
