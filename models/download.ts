@@ -89,8 +89,10 @@ export async function downloadFile(
 
 /** The hint printed whenever a download cannot be done here. */
 function manualHint(url: string, dest: string): string {
-  return `To get the file by hand: download ${url} on a machine with internet access, then ` +
-    `pass it with --pretrained_model /path/to/${basename(dest)}, or copy it to ${dest}.`;
+  return `\nTo get the file by hand:\n` +
+    `  1. on a machine with internet access, download ${url}\n` +
+    `  2. copy it to ${dest}\n` +
+    `     or run with --pretrained_model /path/to/${basename(dest)}`;
 }
 
 interface Attempt {
@@ -141,7 +143,7 @@ async function transfer(
     const why = e instanceof Error && e.cause instanceof Error ? e.cause.message : String(e);
     throw new CellposeError(
       "DOWNLOAD_FAILED",
-      `cannot reach ${new URL(url).host}: this machine cannot reach the model hub (${why}). ` +
+      `cannot download the model: this machine cannot reach ${new URL(url).host} (${why}).` +
         manualHint(url, dest),
       url,
       { cause: e },

@@ -208,7 +208,7 @@ Deno.test("HTTP 404 and an unreachable host give errors that say how to get the 
     const err = await assertRejects(
       () => downloadModel("cpsam", { cacheDir, baseUrl: `http://127.0.0.1:${port}` }),
       CellposeError,
-      `cannot reach 127.0.0.1:${port}: this machine cannot reach the model hub`,
+      `cannot download the model: this machine cannot reach 127.0.0.1:${port}`,
     );
     assertEquals(err.code, "DOWNLOAD_FAILED");
     assert(err.message.includes("--pretrained_model /path/to/cpsam"), err.message);
