@@ -34,6 +34,17 @@ export interface NormalizeOptions {
   norm3D?: boolean;
 }
 
+/**
+ * Where a block sits in a larger image, so that following its flows reproduces the whole image's
+ * trajectories (cellpose's coordinates depend on the image size and origin).
+ */
+export interface FollowFrame {
+  /** the block's first pixel in the full image, one per axis */
+  origin: readonly number[];
+  /** the full image's shape, `[Ly, Lx]` or `[Lz, Ly, Lx]` */
+  fullShape: readonly number[];
+}
+
 /** Options of the flows-to-masks step, cellpose v4 defaults in brackets. */
 export interface DynamicsOptions {
   /** [200] Euler steps; when a diameter is given, `int(200 * d / 30)` */
@@ -76,6 +87,11 @@ export interface SegmentOptions extends DynamicsOptions {
   flow3DSmooth?: number;
   /** [0] > 0: 2D masks per plane stitched across Z by this IoU */
   stitchThreshold?: number;
+  /**
+   * the image is a block of a larger one: the dynamics follow the larger image's coordinates
+   * (see computeMasks); not with `stitchThreshold`
+   */
+  frame?: FollowFrame;
   /** progress callback */
   onProgress?: (p: Progress) => void;
   /** cancels the job */

@@ -22,11 +22,15 @@
  * ```
  * @module
  */
+import type { FollowFrame } from "../core/types.ts";
 
 /** Implementation of the flows-to-masks hot loops: the TS reference or a WebGPU one. */
 export interface DynamicsBackend {
   /** short name for tables and logs, e.g. "cpu" or "webgpu" */
   readonly name: string;
+
+  /** whether `followFlows` takes a {@link FollowFrame} (otherwise callers use the CPU) */
+  readonly followsFrames?: boolean;
 
   /**
    * Euler integration of cell pixels through the flow field (cellpose v4 `steps_interp`).
@@ -40,19 +44,28 @@ export interface DynamicsBackend {
    *   `u = clamp(u + sample, -1, 1)` for every axis (all axes use the same sample);
    * - final pixel position `trunc(fround(fround((u + 1) * 0.5) * fround(L - 1)))`.
    *
+   * With a `frame`, `shape` is a block of the image `frame.fullShape` at `frame.origin`: `L` above
+   * is the full image's, a cell starts at its global pixel (local + origin), the block's field is
+   * sampled at global - origin (0 outside the block), `u` is clamped to the full image's [-1, 1]
+   * and the final positions are returned as local pixels (global - origin, possibly outside the
+   * block). The same float32 operations in the same order: a frame covering the whole image
+   * (origin 0, fullShape = shape) gives the same result as none.
+   *
    * @param flow field `dP * (cellprob > threshold) / 5`, planar `[ndim, ...shape]`, axis order
    *   (dY, dX) or (dZ, dY, dX), in pixels per step (not yet normalised)
    * @param shape `[Ly, Lx]` or `[Lz, Ly, Lx]`
    * @param cells linear indices of the pixels to follow (their start positions), ascending
    * @param niter number of Euler steps
+   * @param frame the block's place in the full image (only when `followsFrames`)
    * @returns final integer positions, `ndim` per cell interleaved: `[y0, x0, y1, x1, ...]` or
-   *   `[z0, y0, x0, ...]`, each in `[0, L - 1]`
+   *   `[z0, y0, x0, ...]`, each in `[0, L - 1]` (with a frame: in `[-origin, fullL - 1 - origin]`)
    */
   followFlows(
     flow: Float32Array,
     shape: readonly number[],
     cells: Uint32Array,
     niter: number,
+    frame?: FollowFrame,
   ): Promise<Int32Array>;
 
   /**

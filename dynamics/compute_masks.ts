@@ -27,7 +27,7 @@
  */
 import { CellposeError } from "../core/errors.ts";
 import { type NdArray, size } from "../core/ndarray.ts";
-import type { DynamicsOptions } from "../core/types.ts";
+import type { DynamicsOptions, FollowFrame } from "../core/types.ts";
 import type { DynamicsBackend } from "./backend.ts";
 import { cpuBackend } from "./cpu_backend.ts";
 import { fillHolesAndRemoveSmallMasks } from "./fill_holes.ts";
@@ -39,6 +39,12 @@ import { getMasks } from "./get_masks.ts";
 export interface ComputeMasksOptions extends DynamicsOptions {
   /** runs the hot loops on this backend (overrides `device`) */
   backend?: DynamicsBackend;
+  /**
+   * the flows are a block of a larger image at `frame.origin`: pixels follow the larger image's
+   * trajectories (see {@link DynamicsBackend.followFlows}; on the CPU unless the backend
+   * `followsFrames`), and `maxSizeFraction` refers to the larger image's pixel count
+   */
+  frame?: FollowFrame;
 }
 
 /** cellpose v4 defaults of the dynamics step. */
@@ -101,6 +107,25 @@ export async function selectBackend(
     );
   }
   return cpuBackend;
+}
+
+/** Checks that `frame` places an image of `shape` inside its full image. */
+function checkFrame(frame: FollowFrame, shape: readonly number[]): void {
+  const { origin, fullShape } = frame;
+  const ok = Array.isArray(origin) && Array.isArray(fullShape) &&
+    origin.length === shape.length && fullShape.length === shape.length &&
+    shape.every((l, k) =>
+      Number.isInteger(origin[k]) && Number.isInteger(fullShape[k]) && origin[k] >= 0 &&
+      origin[k] + l <= fullShape[k]
+    );
+  if (!ok) {
+    throw new CellposeError(
+      "BAD_PARAMETER",
+      `frame must place the [${shape}] image inside its full image (integer origin >= 0 and ` +
+        `origin + shape <= fullShape per axis), got origin [${origin}], fullShape [${fullShape}]`,
+      frame,
+    );
+  }
 }
 
 function checkNumber(name: string, v: number, integer = false): void {
@@ -176,6 +201,8 @@ export async function computeMasks(
   checkNumber("flowThreshold", o.flowThreshold);
   checkNumber("minSize", o.minSize);
   checkNumber("maxSizeFraction", o.maxSizeFraction);
+  const frame = options.frame;
+  if (frame) checkFrame(frame, shape);
   const d = dP.data;
   for (let i = 0; i < d.length; i++) {
     if (!Number.isFinite(d[i])) {
@@ -201,8 +228,10 @@ export async function computeMasks(
     for (let k = 0; k < ndim; k++) flow[k * n + i] = d[k * n + i] / 5;
   }
 
-  const final = await backend.followFlows(flow, shape, cells, o.niter);
-  const { labels, nMasks } = getMasks(final, cells, shape, o.maxSizeFraction);
+  const follower = !frame || backend.followsFrames ? backend : cpuBackend;
+  const final = await follower.followFlows(flow, shape, cells, o.niter, frame);
+  const imageSize = frame ? size(frame.fullShape) : n;
+  const { labels, nMasks } = getMasks(final, cells, shape, o.maxSizeFraction, imageSize);
   if (ndim === 2 && nMasks > 0 && o.flowThreshold > 0) {
     await removeBadFlowMasks(labels, d, [shape[0], shape[1]], o.flowThreshold, backend);
   }

@@ -16,7 +16,9 @@ import { diffuseHeat2D } from "./heat.ts";
 /** Runs the hot loops in TypeScript (large flow-following jobs on worker threads). */
 export const cpuBackend: DynamicsBackend = {
   name: "cpu",
-  followFlows: (flow, shape, cells, niter) => followFlowsParallel(flow, shape, cells, niter),
+  followsFrames: true,
+  followFlows: (flow, shape, cells, niter, frame) =>
+    followFlowsParallel(flow, shape, cells, niter, frame),
   diffuseHeat: (labels, shape, centers, niter) =>
     Promise.resolve(diffuseHeat2D(labels, shape, centers, niter)),
 };

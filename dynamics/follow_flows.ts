@@ -20,6 +20,7 @@
  * @module
  */
 import { CellposeError } from "../core/errors.ts";
+import type { FollowFrame } from "../core/types.ts";
 
 const f = Math.fround;
 
@@ -50,18 +51,22 @@ function clamp1(v: number): number {
 
 /**
  * TypeScript reference of {@link DynamicsBackend.followFlows}: returns the truncated final
- * positions, `ndim` per cell interleaved.
+ * positions, `ndim` per cell interleaved (local pixels; with a `frame` they may lie outside
+ * `shape`).
  */
 export function followFlowsCpu(
   flow: Float32Array,
   shape: readonly number[],
   cells: Uint32Array,
   niter: number,
+  frame?: FollowFrame,
 ): Int32Array {
   checkFlowShape(shape);
+  const origin = frame?.origin ?? shape.map(() => 0);
+  const full = frame?.fullShape ?? shape;
   return shape.length === 2
-    ? follow2D(flow, shape[0], shape[1], cells, niter)
-    : follow3D(flow, shape[0], shape[1], shape[2], cells, niter);
+    ? follow2D(flow, shape[0], shape[1], cells, niter, origin, full)
+    : follow3D(flow, shape[0], shape[1], shape[2], cells, niter, origin, full);
 }
 
 /** One Euler step: reads the state at `u[o .. o + ndim)`, writes the next one to `st`. */
@@ -141,20 +146,23 @@ function follow2D(
   lx: number,
   cells: Uint32Array,
   niter: number,
+  [oy, ox]: readonly number[],
+  [fy, fx]: readonly number[],
 ): Int32Array {
   const n = ly * lx;
-  const sy = f(2 / (ly - 1)), sx = f(2 / (lx - 1));
+  // normalised units are the full image's; the block's field sits at `origin` in it
+  const sy = f(2 / (fy - 1)), sx = f(2 / (fx - 1));
   // the field in normalised units, interleaved (x, y) per pixel for locality
   const im = new Float32Array(2 * n);
   for (let i = 0; i < n; i++) {
     im[2 * i] = flow[n + i] * sx;
     im[2 * i + 1] = flow[i] * sy;
   }
-  const lym1 = f(ly - 1), lxm1 = f(lx - 1);
-  const hy = ly / 2, hx = lx / 2;
+  const lym1 = f(fy - 1), lxm1 = f(fx - 1);
+  const hy = fy / 2, hx = fx / 2;
   const start = (j: number, u: Float64Array, o: number) => {
-    u[o] = normalise(Math.floor(cells[j] / lx), lym1);
-    u[o + 1] = normalise(cells[j] % lx, lxm1);
+    u[o] = normalise(Math.floor(cells[j] / lx) + oy, lym1);
+    u[o + 1] = normalise(cells[j] % lx + ox, lxm1);
   };
   const step: Step = (u, o, st) => {
     const uy = u[o], ux = u[o + 1];
@@ -162,11 +170,12 @@ function follow2D(
     // (- 0.5 is exact in float32 here; so are i - floor(i) and 1 - that when i >= 0.5)
     const iy = f(f(uy + 1) * hy) - 0.5;
     const ix = f(f(ux + 1) * hx) - 0.5;
-    const y0 = ((iy + 1) | 0) - 1, x0 = ((ix + 1) | 0) - 1; // floor, as i >= -0.5
-    let nn = iy - y0, w = ix - x0, s = 1 - nn, e = 1 - w;
+    const gy0 = ((iy + 1) | 0) - 1, gx0 = ((ix + 1) | 0) - 1; // floor, as i >= -0.5
+    let nn = iy - gy0, w = ix - gx0, s = 1 - nn, e = 1 - w;
     if (iy < 0.5) (nn = f(nn)), (s = f(1 - nn));
     if (ix < 0.5) (w = f(w)), (e = f(1 - w));
     const wnw = f(s * e), wne = f(s * w), wsw = f(nn * e), wse = f(nn * w);
+    const y0 = gy0 - oy, x0 = gx0 - ox; // corner in the block
     const k = 2 * (y0 * lx + x0);
     let gx, gy;
     if (y0 >= 0 && x0 >= 0 && y0 + 1 < ly && x0 + 1 < lx) {
@@ -177,8 +186,8 @@ function follow2D(
       );
     } else {
       let ax = 0, ay = 0, bx = 0, by = 0, cx = 0, cy = 0, dx = 0, dy = 0;
-      const yIn0 = y0 >= 0 && y0 < ly, yIn1 = y0 + 1 < ly;
-      const xIn0 = x0 >= 0 && x0 < lx, xIn1 = x0 + 1 < lx;
+      const yIn0 = y0 >= 0 && y0 < ly, yIn1 = y0 >= -1 && y0 + 1 < ly;
+      const xIn0 = x0 >= 0 && x0 < lx, xIn1 = x0 >= -1 && x0 + 1 < lx;
       if (yIn0 && xIn0) (ax = im[k]), (ay = im[k + 1]);
       if (yIn0 && xIn1) (bx = im[k + 2]), (by = im[k + 3]);
       if (yIn1 && xIn0) (cx = im[k + 2 * lx]), (cy = im[k + 2 * lx + 1]);
@@ -192,8 +201,8 @@ function follow2D(
   const u = integrate(2, cells.length, niter, start, step);
   const out = new Int32Array(u.length);
   for (let j = 0; j < cells.length; j++) {
-    out[2 * j] = unnormalise(u[2 * j], lym1);
-    out[2 * j + 1] = unnormalise(u[2 * j + 1], lxm1);
+    out[2 * j] = unnormalise(u[2 * j], lym1) - oy;
+    out[2 * j + 1] = unnormalise(u[2 * j + 1], lxm1) - ox;
   }
   return out;
 }
@@ -205,28 +214,30 @@ function follow3D(
   lx: number,
   cells: Uint32Array,
   niter: number,
+  [oz, oy, ox]: readonly number[],
+  [fz, fy, fx]: readonly number[],
 ): Int32Array {
   const n = lz * ly * lx, plane = ly * lx;
-  const sz = f(2 / (lz - 1)), sy = f(2 / (ly - 1)), sx = f(2 / (lx - 1));
+  const sz = f(2 / (fz - 1)), sy = f(2 / (fy - 1)), sx = f(2 / (fx - 1));
   const im = new Float32Array(3 * n);
   for (let i = 0; i < n; i++) {
     im[3 * i] = flow[2 * n + i] * sx;
     im[3 * i + 1] = flow[n + i] * sy;
     im[3 * i + 2] = flow[i] * sz;
   }
-  const lzm1 = f(lz - 1), lym1 = f(ly - 1), lxm1 = f(lx - 1);
+  const lzm1 = f(fz - 1), lym1 = f(fy - 1), lxm1 = f(fx - 1);
   const start = (j: number, u: Float64Array, o: number) => {
     const c = cells[j];
-    u[o] = normalise(Math.floor(c / plane), lzm1);
-    u[o + 1] = normalise(Math.floor(c / lx) % ly, lym1);
-    u[o + 2] = normalise(c % lx, lxm1);
+    u[o] = normalise(Math.floor(c / plane) + oz, lzm1);
+    u[o + 1] = normalise(Math.floor(c / lx) % ly + oy, lym1);
+    u[o + 2] = normalise(c % lx + ox, lxm1);
   };
   const step: Step = (u, o, st) => {
     const uz = u[o], uy = u[o + 1], ux = u[o + 2];
     // grid_sampler_3d_cpu_impl (scalar): ((u + 1) * L - 1) / 2, trilinear, zero padding
-    const iz = f(f(f(f(uz + 1) * lz) - 1) / 2);
-    const iy = f(f(f(f(uy + 1) * ly) - 1) / 2);
-    const ix = f(f(f(f(ux + 1) * lx) - 1) / 2);
+    const iz = f(f(f(f(uz + 1) * fz) - 1) / 2);
+    const iy = f(f(f(f(uy + 1) * fy) - 1) / 2);
+    const ix = f(f(f(f(ux + 1) * fx) - 1) / 2);
     const z0 = Math.floor(iz), y0 = Math.floor(iy), x0 = Math.floor(ix);
     const wx0 = f(x0 + 1 - ix), wx1 = f(ix - x0);
     const wy0 = f(y0 + 1 - iy), wy1 = f(iy - y0);
@@ -234,13 +245,13 @@ function follow3D(
     let gx = 0, gy = 0, gz = 0;
     // corners in the reference's order: tnw, tne, tsw, tse, bnw, bne, bsw, bse
     for (let dz = 0; dz < 2; dz++) {
-      const zz = z0 + dz;
+      const zz = z0 + dz - oz; // corners in the block
       const wz = dz ? wz1 : wz0;
       for (let dy = 0; dy < 2; dy++) {
-        const yy = y0 + dy;
+        const yy = y0 + dy - oy;
         const wy = dy ? wy1 : wy0;
         for (let dx = 0; dx < 2; dx++) {
-          const xx = x0 + dx;
+          const xx = x0 + dx - ox;
           const wt = f(f((dx ? wx1 : wx0) * wy) * wz);
           if (zz < 0 || zz >= lz || yy < 0 || yy >= ly || xx < 0 || xx >= lx) continue;
           const k = 3 * (zz * plane + yy * lx + xx);
@@ -257,9 +268,9 @@ function follow3D(
   const u = integrate(3, cells.length, niter, start, step);
   const out = new Int32Array(u.length);
   for (let j = 0; j < cells.length; j++) {
-    out[3 * j] = unnormalise(u[3 * j], lzm1);
-    out[3 * j + 1] = unnormalise(u[3 * j + 1], lym1);
-    out[3 * j + 2] = unnormalise(u[3 * j + 2], lxm1);
+    out[3 * j] = unnormalise(u[3 * j], lzm1) - oz;
+    out[3 * j + 1] = unnormalise(u[3 * j + 1], lym1) - oy;
+    out[3 * j + 2] = unnormalise(u[3 * j + 2], lxm1) - ox;
   }
   return out;
 }

@@ -12,6 +12,7 @@
  * ```
  * @module
  */
+import type { FollowFrame } from "../core/types.ts";
 import { followFlowsCpu } from "./follow_flows.ts";
 import type { FollowJob } from "./follow_worker.ts";
 
@@ -25,6 +26,7 @@ export const PARALLEL_MIN_WORK = 5e6;
 
 /**
  * Final positions of `followFlowsCpu`, computed on up to `threads` workers.
+ * @param frame the block's place in the full image (see `DynamicsBackend.followFlows`)
  * @param threads worker count, default `navigator.hardwareConcurrency`
  * @param minWork smallest `cells.length * niter` worth the workers (see {@link PARALLEL_MIN_WORK})
  */
@@ -33,12 +35,13 @@ export async function followFlowsParallel(
   shape: readonly number[],
   cells: Uint32Array,
   niter: number,
+  frame?: FollowFrame,
   threads = navigator.hardwareConcurrency ?? 1,
   minWork = PARALLEL_MIN_WORK / (1 - 1 / Math.max(2, threads)),
 ): Promise<Int32Array> {
   const parts = Math.min(threads, Math.ceil(cells.length / 4096));
   if (parts < 2 || cells.length * niter < minWork || typeof Worker === "undefined") {
-    return followFlowsCpu(flow, shape, cells, niter);
+    return followFlowsCpu(flow, shape, cells, niter, frame);
   }
   const shared = new Float32Array(new SharedArrayBuffer(flow.byteLength));
   shared.set(flow);
@@ -54,6 +57,7 @@ export async function followFlowsParallel(
           shape: [...shape],
           cells: cells.slice(k * chunk, (k + 1) * chunk),
           niter,
+          frame,
         };
         return new Promise<Int32Array>((resolve, reject) => {
           w.onmessage = (e: MessageEvent<Int32Array>) => resolve(e.data);
@@ -71,7 +75,7 @@ export async function followFlowsParallel(
     return out;
   } catch {
     // workers refused (permissions, sandbox): one thread gives the same result
-    return followFlowsCpu(flow, shape, cells, niter);
+    return followFlowsCpu(flow, shape, cells, niter, frame);
   } finally {
     for (const w of workers) w.terminate();
   }

@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import type { FollowFrame } from "../core/types.ts";
 import { followFlowsCpu } from "./follow_flows.ts";
 
 /** One share of a `followFlows` job. */
@@ -19,6 +20,7 @@ export interface FollowJob {
   shape: number[];
   cells: Uint32Array;
   niter: number;
+  frame?: FollowFrame;
 }
 
 const scope = self as unknown as {
@@ -27,7 +29,7 @@ const scope = self as unknown as {
 };
 
 scope.onmessage = (e) => {
-  const { flow, shape, cells, niter } = e.data;
-  const out = followFlowsCpu(flow, shape, cells, niter);
+  const { flow, shape, cells, niter, frame } = e.data;
+  const out = followFlowsCpu(flow, shape, cells, niter, frame);
   scope.postMessage(out, [out.buffer]);
 };

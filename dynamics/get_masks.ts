@@ -10,6 +10,10 @@
  * the label of its bin. Masks larger than `maxSizeFraction` of the image are removed and labels
  * renumbered 1..N in order of first appearance.
  *
+ * Positions outside the image come only from a block's dynamics (`followFlows` with a frame):
+ * those within `rpad - 5` (the seed window's radius) of the image are counted in the histogram's
+ * padding as they are, farther ones are left out (label 0: their cell lies beyond the block).
+ *
  * @example
  * ```ts
  * import { getMasks } from "./get_masks.ts";
@@ -37,6 +41,7 @@ const MIN_DENSITY = 2;
  * @param cells linear indices of the followed pixels
  * @param shape `[Ly, Lx]` or `[Lz, Ly, Lx]`
  * @param maxSizeFraction masks with more pixels than this fraction of the image are removed
+ * @param imageSize pixel count the fraction refers to (a block's full image), default `shape`'s
  * @returns label image (0 background, 1..nMasks) and the number of masks
  */
 export function getMasks(
@@ -44,6 +49,7 @@ export function getMasks(
   cells: Uint32Array,
   shape: readonly number[],
   maxSizeFraction: number,
+  imageSize = shape.reduce((a, b) => a * b, 1),
 ): { labels: Uint32Array; nMasks: number } {
   const ndim = shape.length;
   const hs = shape.map((l) => l + 2 * RPAD);
@@ -51,19 +57,19 @@ export function getMasks(
   const hsize = hs.reduce((a, b) => a * b, 1);
   const npts = cells.length;
 
-  // histogram of final positions
+  // histogram of final positions (-1: out of reach, see the module doc)
   const h = new Uint32Array(hsize);
   const bins = new Int32Array(npts);
+  const reach = RPAD - WIN_RADIUS;
   for (let j = 0; j < npts; j++) {
-    let b = 0;
+    let b = 0, inReach = true;
     for (let k = 0; k < ndim; k++) {
-      let p = final[j * ndim + k] + RPAD;
-      if (p < 0) p = 0;
-      else if (p > shape[k] + RPAD - 1) p = shape[k] + RPAD - 1;
-      b += p * hstr[k];
+      const p = final[j * ndim + k];
+      if (p < -reach || p >= shape[k] + reach) inReach = false;
+      b += (p + RPAD) * hstr[k];
     }
-    bins[j] = b;
-    h[b]++;
+    bins[j] = inReach ? b : -1;
+    if (inReach) h[b]++;
   }
 
   // seeds: local maxima over the 5-wide box with more than 10 points
@@ -72,7 +78,7 @@ export function getMasks(
   const coord = new Int32Array(ndim);
   for (let j = 0; j < npts; j++) {
     const b = bins[j];
-    if (seen[b] || h[b] <= MIN_PEAK) continue;
+    if (b < 0 || seen[b] || h[b] <= MIN_PEAK) continue;
     seen[b] = 1;
     if (isBoxMax(h, b, hs, hstr, coord)) seeds.push(b);
   }
@@ -111,11 +117,11 @@ export function getMasks(
   const labels = new Uint32Array(shape.reduce((a, b) => a * b, 1));
   const counts = new Float64Array(seeds.length + 1);
   for (let j = 0; j < npts; j++) {
-    const l = M[bins[j]];
+    const l = bins[j] < 0 ? 0 : M[bins[j]];
     labels[cells[j]] = l;
     counts[l]++;
   }
-  const big = labels.length * maxSizeFraction;
+  const big = imageSize * maxSizeFraction;
   let anyBig = false;
   for (let l = 1; l <= seeds.length; l++) if (counts[l] > big) anyBig = true;
   if (anyBig) {

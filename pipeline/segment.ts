@@ -109,6 +109,9 @@ export async function segment(
   if (options.zAxis !== undefined && !isStack) {
     throw bad("zAxis", "absent unless do3D or stitchThreshold is set (a stack)", options.zAxis);
   }
+  if (stitch && options.frame !== undefined) {
+    throw bad("frame", "absent with stitchThreshold (per-plane dynamics)", options.frame);
+  }
   if (isStack && options.zAxis === undefined) {
     throw bad("zAxis", "the Z axis of the stack when do3D or stitchThreshold is set", undefined);
   }
@@ -163,7 +166,7 @@ export async function segment(
   };
   const masks = stitch
     ? await stitchedMasks(flows, cellprob, dyn, options.stitchThreshold!)
-    : await computeMasks(flows, cellprob, dyn);
+    : await computeMasks(flows, cellprob, { ...dyn, frame: options.frame });
   lap("dynamics");
   let nMasks = 0;
   for (let i = 0; i < masks.data.length; i++) if (masks.data[i] > nMasks) nMasks = masks.data[i];

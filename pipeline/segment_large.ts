@@ -24,7 +24,6 @@
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import type { ImageSource, NormalizeOptions, Progress } from "../core/types.ts";
-import { DYNAMICS_DEFAULTS } from "../dynamics/compute_masks.ts";
 import { openTiff } from "../io/tiff_lazy.ts";
 import { TiffStripWriter, writeAll } from "../io/tiff_strips.ts";
 import { type Block, type BlockOptions, type BlockPlan, planBlocks } from "./blocks.ts";
@@ -148,16 +147,16 @@ export async function imageNormalization(
 /**
  * One block job: reads block `id`'s region from `source`, segments it with {@link segment}
  * (`options` as for a whole image, with the image's normalisation from
- * {@link imageNormalization}; `maxSizeFraction` is rescaled to the whole image's size) and
- * returns its core tile and summary for the merge. Independent of every other block: this is
+ * {@link imageNormalization}; the dynamics follow the whole image's coordinates, through a
+ * `frame`, and `maxSizeFraction` refers to the whole image) and returns its core tile and
+ * summary for the merge. Independent of every other block: this is
  * what a worker runs.
  *
  * @example
  * ```ts
  * import { imageNormalization, segmentBlock } from "./segment_large.ts";
  * import { planBlocks } from "./blocks.ts";
- * import { DYNAMICS_DEFAULTS } from "../dynamics/compute_masks.ts";
-import { openTiff } from "../io/tiff_lazy.ts";
+ * import { openTiff } from "../io/tiff_lazy.ts";
  * import { loadModel } from "../models/load.ts";
  * const source = await openTiff("/data/slide.tif");
  * const plan = planBlocks(source.height, source.width);
@@ -184,13 +183,10 @@ export async function segmentBlock(
     }
   }
   const { zeroChannels: _, ...segOptions } = options;
-  const fraction = (options.maxSizeFraction ?? DYNAMICS_DEFAULTS.maxSizeFraction) * plan.height *
-    plan.width /
-    ((block.y1 - block.y0) * (block.x1 - block.x0));
   const r = await segment(region, {
     ...segOptions,
     channelAxis: nc > 1 ? 2 : undefined,
-    maxSizeFraction: fraction,
+    frame: { origin: [block.y0, block.x0], fullShape: [plan.height, plan.width] },
     onProgress: undefined,
   });
   return blockOutput(r.masks, block, plan);

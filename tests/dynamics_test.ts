@@ -79,7 +79,92 @@ Deno.test("followFlowsParallel: three workers give the single-thread end points"
   const flow = new Float32Array(2 * n);
   for (const i of cells) (flow[i] = dP.data[i] / 5), (flow[n + i] = dP.data[n + i] / 5);
   const one = followFlowsCpu(flow, cp.shape, cells, 200);
-  assertEquals(await followFlowsParallel(flow, cp.shape, cells, 200, 3, 0), one);
+  assertEquals(await followFlowsParallel(flow, cp.shape, cells, 200, undefined, 3, 0), one);
+});
+
+/** Global linear index of each pixel of the block `bshape` at `origin` in `shape`, row-major. */
+function blockPixels(shape: number[], origin: number[], bshape: number[]): Uint32Array {
+  const n = bshape.reduce((a, b) => a * b, 1);
+  const out = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    let rem = i, g = 0;
+    for (let k = bshape.length - 1, stride = 1; k >= 0; k--) {
+      g += (rem % bshape[k] + origin[k]) * stride;
+      rem = Math.floor(rem / bshape[k]);
+      stride *= shape[k];
+    }
+    out[i] = g;
+  }
+  return out;
+}
+
+for (
+  const [name, origin, bshape] of [["dyn-small", [40, 71], [150, 163]], ["dyn3d", [3, 10, 17], [
+    17,
+    70,
+    73,
+  ]]] as const
+) {
+  Deno.test(`followFlows with a frame (${name}): a block follows the whole image's trajectories`, async () => {
+    const cp = f32(await fixture(name === "dyn3d" ? "dyn3d-flows" : `${name}-cellprob`));
+    const field = f32(await fixture(name === "dyn3d" ? "dyn3d-flows" : `${name}-dP`));
+    const shape = name === "dyn3d" ? cp.shape.slice(1) : cp.shape;
+    const ndim = shape.length, n = field.data.length / ndim;
+    const scale = name === "dyn3d" ? 1 : 1 / 5; // dyn3d holds unit flows, the 2-D dP 5 x flows
+    const cellprob = name === "dyn3d" ? (await fixture("dyn3d-labels")).data : cp.data;
+    // the whole image's field, zero outside the block (what the block sees)
+    const pix = blockPixels(shape, [...origin], [...bshape]);
+    const inBlock = new Uint8Array(n);
+    for (const g of pix) inBlock[g] = 1;
+    const whole = new Float32Array(ndim * n), block = new Float32Array(ndim * pix.length);
+    const wholeCells: number[] = [], localCells: number[] = [];
+    for (let i = 0; i < pix.length; i++) {
+      const g = pix[i];
+      if (!(cellprob[g] > 0)) continue;
+      wholeCells.push(g), localCells.push(i);
+      for (let k = 0; k < ndim; k++) {
+        whole[k * n + g] = block[k * pix.length + i] = field.data[k * n + g] * scale;
+      }
+    }
+    const cells = Uint32Array.from(wholeCells), local = Uint32Array.from(localCells);
+    const expected = followFlowsCpu(whole, shape, cells, 200);
+    // a frame over the whole image is no frame
+    const fullFrame = { origin: shape.map(() => 0), fullShape: shape };
+    assertEquals(followFlowsCpu(whole, shape, cells, 200, fullFrame), expected);
+    const frame = { origin: [...origin], fullShape: shape };
+    const got = followFlowsCpu(block, [...bshape], local, 200, frame);
+    assertEquals(got, expected.map((v, j) => v - origin[j % ndim]));
+    assertEquals(await followFlowsParallel(block, [...bshape], local, 200, frame, 2, 0), got);
+    // without the frame the block's own coordinates move some end points
+    const plain = followFlowsCpu(block, [...bshape], local, 200);
+    assert(plain.some((v, j) => v !== got[j]), "the frame made no difference");
+  });
+}
+
+Deno.test("getMasks: end points beyond a block cluster in the padding, or count nowhere", () => {
+  // 12 points end 3 rows above a 10 x 10 block, 12 points 30 rows above (out of reach)
+  const cells = Uint32Array.from({ length: 24 }, (_, i) => i);
+  const final = new Int32Array(48);
+  for (let j = 0; j < 24; j++) (final[2 * j] = j < 12 ? -3 : -30), (final[2 * j + 1] = 4);
+  const { labels, nMasks } = getMasks(final, cells, [10, 10], 0.4);
+  assertEquals(nMasks, 1);
+  assertEquals(Array.from(labels.slice(0, 24)), [...Array(12).fill(1), ...Array(12).fill(0)]);
+  // the size limit refers to the full image's pixel count when given
+  assertEquals(getMasks(final, cells, [10, 10], 0.1).nMasks, 0); // 12 > 0.1 * 100
+  assertEquals(getMasks(final, cells, [10, 10], 0.1, 1000).nMasks, 1); // 12 <= 0.1 * 1000
+});
+
+Deno.test("computeMasks: a frame must hold the block inside its full image", async () => {
+  const dP = { data: new Float32Array(2 * 8 * 8), shape: [2, 8, 8] };
+  const cellprob = { data: new Float32Array(64).fill(1), shape: [8, 8] };
+  for (const frame of [{ origin: [0, 3], fullShape: [8, 10] }, { origin: [0], fullShape: [8] }]) {
+    const e = await assertRejects(
+      () => computeMasks(dP, cellprob, { device: "cpu", frame }),
+      CellposeError,
+      "frame",
+    );
+    assertEquals(e.code, "BAD_PARAMETER");
+  }
 });
 
 Deno.test("getMasks: points converging to two sinks give two masks; oversized masks go", () => {

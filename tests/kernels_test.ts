@@ -256,6 +256,31 @@ Deno.test({
 });
 
 Deno.test({
+  name: "computeMasks on WebGPU with a frame: the block follows the flows on the CPU",
+  ignore,
+  async fn() {
+    // a 150 x 163 block of dyn-small at (40, 71): the kernels take no frame
+    const dP = await fixture("dyn-small-dP") as NdArray<Float32Array>;
+    const cp = await fixture("dyn-small-cellprob") as NdArray<Float32Array>;
+    const [h, w] = cp.shape, bh = 150, bw = 163, n = bh * bw;
+    const d = new Float32Array(2 * n), c = new Float32Array(n);
+    for (let y = 0; y < bh; y++) {
+      for (let x = 0; x < bw; x++) {
+        const g = (y + 40) * w + x + 71, i = y * bw + x;
+        (d[i] = dP.data[g]), (d[n + i] = dP.data[h * w + g]), (c[i] = cp.data[g]);
+      }
+    }
+    const opts = { flowThreshold: 0, frame: { origin: [40, 71], fullShape: [h, w] } };
+    const dyn = (device: "webgpu" | "cpu") =>
+      computeMasks({ data: d, shape: [2, bh, bw] }, { data: c, shape: [bh, bw] }, {
+        ...opts,
+        device,
+      });
+    assertEquals(await dyn("webgpu"), await dyn("cpu"));
+  },
+});
+
+Deno.test({
   name: "computeMasks device webgpu without an adapter throws GPU_UNAVAILABLE, auto falls back",
   ignore: Deno.build.os === "windows", // the only OS with a DirectX 12 backend
   async fn() {
