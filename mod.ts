@@ -9,6 +9,7 @@ export { type NdArray, ndarray, type NumericArray, type TypedArray } from "./cor
 export type {
   Device,
   DynamicsOptions,
+  FollowFrame,
   ImageArray,
   ImageSource,
   NetRunner,
