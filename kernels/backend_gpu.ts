@@ -44,8 +44,9 @@ export async function gpuBackend(
   if (options.software === false && info && isSoftwareAdapter(info)) return null;
   return {
     name: "webgpu",
-    followFlows: (flow, shape, cells, niter) =>
-      followFlowsGpu(device, flow, shape, cells, niter, options),
+    followsFrames: true,
+    followFlows: (flow, shape, cells, niter, frame) =>
+      followFlowsGpu(device, flow, shape, cells, niter, options, frame),
     diffuseHeat: (labels, shape, centers, niter) =>
       diffuseHeatGpu(device, labels, shape, centers, niter, options),
   };

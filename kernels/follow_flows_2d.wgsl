@@ -5,10 +5,11 @@
 // (x, y) pairs per pixel, maybe over several bindings from @binding(4) on.
 
 struct Params {
-  size: vec4<u32>, // Ly, Lx
-  half: vec4<f32>, // Ly / 2, Lx / 2: grid_sample's scaling factor
-  last: vec4<f32>, // L - 1 per axis
+  size: vec4<u32>, // Ly, Lx of the field (a block of the full image, or all of it)
+  half: vec4<f32>, // Ly / 2, Lx / 2 of the full image: grid_sample's scaling factor
+  last: vec4<f32>, // L - 1 per axis of the full image
   start: vec4<u32>, // offset of each axis' table in `starts`
+  origin: vec4<i32>, // the field's first pixel in the full image (0, 0 without a frame)
   niter: u32,
   // 1.0, read at run time: every product that feeds a sum is multiplied by it, so that a compiler
   // which fuses multiply-adds (WGSL allows it) can only fuse this exact product, and the result
@@ -22,8 +23,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read> cells: array<u32>;
 @group(0) @binding(3) var<storage, read_write> ends: array<i32>;
 
-// the field (x, y) at pixel (y, x); 0 outside the image
-fn corner(y: i32, x: i32) -> vec2<f32> {
+// the field (x, y) at full-image pixel (gy, gx); 0 outside the field
+fn corner(gy: i32, gx: i32) -> vec2<f32> {
+  let y = gy - P.origin.x;
+  let x = gx - P.origin.y;
   if (y < 0 || x < 0 || y >= i32(P.size.x) || x >= i32(P.size.y)) {
     return vec2<f32>(0.0);
   }
@@ -59,6 +62,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     ux = clamp(ux + d.x, -1.0, 1.0);
     uy = clamp(uy + d.y, -1.0, 1.0);
   }
-  ends[2u * i] = i32(((uy + 1.0) * 0.5) * P.last.x);
-  ends[2u * i + 1u] = i32(((ux + 1.0) * 0.5) * P.last.y);
+  ends[2u * i] = i32(((uy + 1.0) * 0.5) * P.last.x) - P.origin.x;
+  ends[2u * i + 1u] = i32(((ux + 1.0) * 0.5) * P.last.y) - P.origin.y;
 }

@@ -6,10 +6,11 @@
 // (z, y, x, 0) per voxel, maybe over several bindings from @binding(4) on.
 
 struct Params {
-  size: vec4<u32>, // Lz, Ly, Lx
-  len: vec4<f32>, // Lz, Ly, Lx as floats
-  last: vec4<f32>, // L - 1 per axis
+  size: vec4<u32>, // Lz, Ly, Lx of the field (a block of the full stack, or all of it)
+  len: vec4<f32>, // Lz, Ly, Lx of the full stack as floats
+  last: vec4<f32>, // L - 1 per axis of the full stack
   start: vec4<u32>, // offset of each axis' table in `starts`
+  origin: vec4<i32>, // the field's first voxel in the full stack (0 without a frame)
   niter: u32,
   // 1.0, read at run time: every product that feeds a sum is multiplied by it, so that a compiler
   // which fuses multiply-adds (WGSL allows it) can only fuse this exact product, and the result
@@ -23,8 +24,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read> cells: array<u32>;
 @group(0) @binding(3) var<storage, read_write> ends: array<i32>;
 
-// the field (z, y, x) at voxel v, or zeros outside the stack
-fn corner(v: vec3<i32>) -> vec3<f32> {
+// the field (z, y, x) at full-stack voxel g, or zeros outside the field
+fn corner(g: vec3<i32>) -> vec3<f32> {
+  let v = g - P.origin.xyz;
   if (any(v < vec3<i32>(0)) || any(v >= vec3<i32>(P.size.xyz))) {
     return vec3<f32>(0.0);
   }
@@ -67,7 +69,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     acc += corner(i0 + vec3<i32>(1, 1, 1)) * (lo.z * lo.y * lo.x) * P.one;
     u = clamp(u + acc, vec3<f32>(-1.0), vec3<f32>(1.0));
   }
-  let end = vec3<i32>(((u + 1.0) * 0.5) * P.last.xyz);
+  let end = vec3<i32>(((u + 1.0) * 0.5) * P.last.xyz) - P.origin.xyz;
   ends[3u * i] = end.x;
   ends[3u * i + 1u] = end.y;
   ends[3u * i + 2u] = end.z;

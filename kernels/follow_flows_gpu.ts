@@ -19,6 +19,7 @@
  */
 import { CellposeError } from "../core/errors.ts";
 import { size } from "../core/ndarray.ts";
+import type { FollowFrame } from "../core/types.ts";
 import { checkFlowShape } from "../dynamics/follow_flows.ts";
 import {
   checkBindingCount,
@@ -47,6 +48,7 @@ export interface GpuRunOptions {
  * @param flow planar `[ndim, ...shape]` field in pixels per step, (dY, dX) or (dZ, dY, dX)
  * @param shape `[Ly, Lx]` or `[Lz, Ly, Lx]`, every axis at least 2
  * @param cells linear indices of the start pixels
+ * @param frame the field's place in a full image (see `DynamicsBackend.followFlows`)
  * @returns final integer positions, `ndim` per cell interleaved in axis order
  */
 export async function followFlowsGpu(
@@ -56,14 +58,17 @@ export async function followFlowsGpu(
   cells: Uint32Array,
   niter: number,
   options: GpuRunOptions = {},
+  frame?: FollowFrame,
 ): Promise<Int32Array> {
   const ndim = shape.length;
   checkArgs(flow, shape, niter);
+  const origin = frame?.origin ?? shape.map(() => 0);
+  const full = frame?.fullShape ?? shape;
   const out = new Int32Array(cells.length * ndim);
   if (cells.length === 0) return out;
   const maxBinding = options.maxBindingBytes ?? device.limits.maxStorageBufferBindingSize;
 
-  const field = normalisedField(flow, shape);
+  const field = normalisedField(flow, shape, full);
   const vec = ndim === 2 ? 2 : 4;
   const flowLayout = chunkLayout(device, field.length / vec, 4 * vec, maxBinding);
   checkBindingCount(device, 3 + flowLayout.chunks, "followFlows");
@@ -80,8 +85,8 @@ export async function followFlowsGpu(
     try {
       const pipeline = computePipeline(device, code);
       const [params, starts, flowBuf, cellBuf, endBuf] = [
-        uniformBuffer(device, packParams(shape, niter)),
-        storageBuffer(device, startTable(shape)),
+        uniformBuffer(device, packParams(shape, full, origin, niter)),
+        storageBuffer(device, startTable(shape, full, origin)),
         storageBuffer(device, field),
         storageBuffer(device, cells),
         storageBuffer(device, out.byteLength),
@@ -119,13 +124,17 @@ export async function followFlowsGpu(
 }
 
 /**
- * The field in normalised units as the reference scales it, `f32(flow * f32(2 / (L - 1)))`,
- * interleaved per pixel for one load per corner: (x, y) in 2D, (z, y, x, 0) in 3D (the kernels'
- * vector orders).
+ * The field in normalised units as the reference scales it, `f32(flow * f32(2 / (L - 1)))` with
+ * the full image's `L`, interleaved per pixel for one load per corner: (x, y) in 2D, (z, y, x, 0)
+ * in 3D (the kernels' vector orders).
  */
-function normalisedField(flow: Float32Array, shape: readonly number[]): Float32Array {
+function normalisedField(
+  flow: Float32Array,
+  shape: readonly number[],
+  full: readonly number[],
+): Float32Array {
   const n = size(shape);
-  const scale = shape.map((l) => Math.fround(2 / (l - 1)));
+  const scale = full.map((l) => Math.fround(2 / (l - 1)));
   if (shape.length === 2) {
     const field = new Float32Array(2 * n);
     for (let i = 0; i < n; i++) {
@@ -158,34 +167,48 @@ function checkArgs(flow: Float32Array, shape: readonly number[], niter: number):
   }
 }
 
-/** Uniforms in the layout of `Params` of both kernels (4 x vec4, niter, one). */
-function packParams(shape: readonly number[], niter: number): Uint32Array {
-  const buf = new ArrayBuffer(80);
+/** Uniforms in the layout of `Params` of both kernels (5 x vec4, niter, one). */
+function packParams(
+  shape: readonly number[],
+  full: readonly number[],
+  origin: readonly number[],
+  niter: number,
+): Uint32Array {
+  const buf = new ArrayBuffer(96);
   const u = new Uint32Array(buf);
   const f = new Float32Array(buf);
+  const i = new Int32Array(buf);
   let offset = 0;
   shape.forEach((l, a) => {
     u[a] = l;
-    f[4 + a] = shape.length === 2 ? l / 2 : l;
-    f[8 + a] = l - 1;
+    f[4 + a] = shape.length === 2 ? full[a] / 2 : full[a];
+    f[8 + a] = full[a] - 1;
     u[12 + a] = offset;
+    i[16 + a] = origin[a];
     offset += l;
   });
-  u[16] = niter;
-  f[17] = 1;
+  u[20] = niter;
+  f[21] = 1;
   return u;
 }
 
 /**
  * Normalised start coordinate of every index of every axis, as the reference computes it in
- * float32: `(i / (L - 1)) * 2 - 1`, axes concatenated.
+ * float32: `(g / (L - 1)) * 2 - 1` for the full-image index `g = i + origin` and the full `L`,
+ * axes concatenated.
  */
-function startTable(shape: readonly number[]): Float32Array {
+function startTable(
+  shape: readonly number[],
+  full: readonly number[],
+  origin: readonly number[],
+): Float32Array {
   const table = new Float32Array(shape.reduce((a, l) => a + l, 0));
   let k = 0;
-  for (const l of shape) {
-    const last = Math.fround(l - 1);
-    for (let i = 0; i < l; i++) table[k++] = Math.fround(Math.fround(i / last) * 2) - 1;
-  }
+  shape.forEach((l, a) => {
+    const last = Math.fround(full[a] - 1);
+    for (let i = 0; i < l; i++) {
+      table[k++] = Math.fround(Math.fround((i + origin[a]) / last) * 2) - 1;
+    }
+  });
   return table;
 }

@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { fixture, manifest } from "./fixtures.ts";
 import { assertMasksMatch } from "./match_masks.ts";
+import { blockPixels } from "./block_pixels.ts";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray } from "../core/ndarray.ts";
 import { computeMasks, selectBackend } from "../dynamics/compute_masks.ts";
@@ -81,22 +82,6 @@ Deno.test("followFlowsParallel: three workers give the single-thread end points"
   const one = followFlowsCpu(flow, cp.shape, cells, 200);
   assertEquals(await followFlowsParallel(flow, cp.shape, cells, 200, undefined, 3, 0), one);
 });
-
-/** Global linear index of each pixel of the block `bshape` at `origin` in `shape`, row-major. */
-function blockPixels(shape: number[], origin: number[], bshape: number[]): Uint32Array {
-  const n = bshape.reduce((a, b) => a * b, 1);
-  const out = new Uint32Array(n);
-  for (let i = 0; i < n; i++) {
-    let rem = i, g = 0;
-    for (let k = bshape.length - 1, stride = 1; k >= 0; k--) {
-      g += (rem % bshape[k] + origin[k]) * stride;
-      rem = Math.floor(rem / bshape[k]);
-      stride *= shape[k];
-    }
-    out[i] = g;
-  }
-  return out;
-}
 
 for (
   const [name, origin, bshape] of [["dyn-small", [40, 71], [150, 163]], ["dyn3d", [3, 10, 17], [
