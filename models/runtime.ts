@@ -2,7 +2,8 @@
  * Runs an ONNX cpsam model on one of three onnxruntime backends and exposes it as a
  * {@link NetRunner}:
  * - `cpu`: onnxruntime-node (native library shipped in its npm package; the fastest CPU path),
- * - `wasm`: onnxruntime-web's multi-threaded wasm build,
+ * - `wasm`: onnxruntime-web's multi-threaded wasm build (its heap is grown once at start-up by
+ *   `ort_wasm_factory.ts`: growing it while worker threads run hangs Deno, see there),
  * - `webgpu`: onnxruntime-web's WebGPU build over `navigator.gpu`.
  * `auto` picks WebGPU on a real (non-software) adapter, else `cpu`, else `wasm`.
  * Models are passed by path, with their external data file beside them, never re-encoded.
@@ -35,12 +36,14 @@ export interface RunnerOptions {
   /** tiles per session run (default 8); larger inputs are split */
   batchSize?: number;
   /**
-   * CPU threads (default: all logical cores for `cpu`; 1 for `wasm`, whose worker-thread pool
-   * intermittently deadlocks under Deno with onnxruntime-web 1.30 - seen in 3 of 4 runs with 2
-   * threads; the first wasm runner of a process fixes the count for the process)
+   * CPU threads (default: all logical cores; for `wasm` at most {@link MAX_WASM_THREADS}; the
+   * first wasm runner of a process fixes the count for the process)
    */
   numThreads?: number;
 }
+
+/** Cap on the default wasm thread count (one worker per thread, each with its own stack). */
+export const MAX_WASM_THREADS = 8;
 
 type Ort = typeof OrtCommon;
 type Session = OrtCommon.InferenceSession;
@@ -116,6 +119,10 @@ async function openSession(
   } else {
     ort = await import("onnxruntime-web") as unknown as Ort;
     ort.env.wasm.numThreads = threads;
+    ort.env.wasm.wasmPaths = {
+      mjs: new URL("./ort_wasm_factory.ts", import.meta.url),
+      wasm: import.meta.resolve("onnxruntime-web/ort-wasm-simd-threaded.wasm"),
+    };
   }
   const data = externalDataOf(onnxPath);
   const session = await ort.InferenceSession.create(await Deno.readFile(onnxPath), {
@@ -144,7 +151,9 @@ async function openSession(
 export async function createRunner(onnxPath: string, opts: RunnerOptions = {}): Promise<NetRunner> {
   const batchSize = opts.batchSize ?? 8;
   const device = await resolveDevice(opts.device ?? "auto");
-  const threads = opts.numThreads ?? (device === "wasm" ? 1 : navigator.hardwareConcurrency);
+  const cores = navigator.hardwareConcurrency;
+  const threads = opts.numThreads ??
+    (device === "wasm" ? Math.min(cores, MAX_WASM_THREADS) : cores);
   for (const [k, v] of [["batchSize", batchSize], ["numThreads", threads]] as const) {
     if (!Number.isInteger(v) || v < 1) {
       throw new CellposeError("BAD_PARAMETER", `${k} must be a positive integer, got ${v}`, v);

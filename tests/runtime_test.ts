@@ -4,7 +4,7 @@ import type { NdArray } from "../core/ndarray.ts";
 import { convertCheckpoint } from "../models/cpsam_graph.ts";
 import { createRunner, gpuAdapterInfo } from "../models/runtime.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { fixture, FIXTURES } from "./fixtures.ts";
+import { fixture, FIXTURES, REPO } from "./fixtures.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "cpsam-runtime-" });
 const fp32 = join(dir, "tiny-fp32.onnx");
@@ -58,6 +58,34 @@ Deno.test("cpu (onnxruntime-node) reproduces tiny-net-output within 1e-4, fp16 w
 Deno.test("wasm (onnxruntime-web) reproduces tiny-net-output within 1e-4", async () => {
   const err = await runTiny(fp32, "wasm");
   assert(err <= 1e-4, `fp32 max abs error ${err}`);
+});
+
+Deno.test("threaded wasm (2 threads) runs to the end in fresh processes, within 1e-4", async () => {
+  // Before the heap was grown at start-up (models/ort_wasm_factory.ts), about half of these
+  // processes hung for good in their first session.run.
+  const code = `
+    import { createRunner } from "./models/runtime.ts";
+    import { fixture } from "./tests/fixtures.ts";
+    const input = await fixture("tiny-net-input");
+    const expected = (await fixture("tiny-net-output")).data;
+    const net = await createRunner(${JSON.stringify(fp32)}, { device: "wasm", numThreads: 2 });
+    const out = await net.run({ data: input.data.subarray(0, 3 * 256 * 256), shape: [1, 3, 256, 256] });
+    let err = 0;
+    for (let i = 0; i < out.data.length; i++) err = Math.max(err, Math.abs(out.data[i] - expected[i]));
+    await net.dispose();
+    console.log(err);`;
+  for (let run = 0; run < 3; run++) {
+    const { code: rc, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--quiet", code],
+      cwd: REPO,
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(30_000),
+    }).output();
+    const text = new TextDecoder().decode(stdout).trim();
+    assertEquals(rc, 0, `run ${run}: exit ${rc} ${new TextDecoder().decode(stderr)}`);
+    assert(Number(text) <= 1e-4, `run ${run}: max abs error ${text}`);
+  }
 });
 
 Deno.test({
