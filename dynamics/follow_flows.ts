@@ -21,6 +21,7 @@
  */
 import { CellposeError } from "../core/errors.ts";
 import type { FollowFrame } from "../core/types.ts";
+import { WASM_FOLLOW, wasmFollow2D } from "./follow_wasm.ts";
 
 const f = Math.fround;
 
@@ -53,6 +54,8 @@ function clamp1(v: number): number {
  * TypeScript reference of {@link DynamicsBackend.followFlows}: returns the truncated final
  * positions, `ndim` per cell interleaved (local pixels; with a `frame` they may lie outside
  * `shape`).
+ * @param wasm follow 2-D flows in WebAssembly (bit-identical, faster; default unless
+ * `CELLPOSE_NO_WASM=1`, see `follow_wasm.ts`); false runs this TypeScript reference
  */
 export function followFlowsCpu(
   flow: Float32Array,
@@ -60,12 +63,13 @@ export function followFlowsCpu(
   cells: Uint32Array,
   niter: number,
   frame?: FollowFrame,
+  wasm: boolean = WASM_FOLLOW,
 ): Int32Array {
   checkFlowShape(shape);
   const origin = frame?.origin ?? shape.map(() => 0);
   const full = frame?.fullShape ?? shape;
   return shape.length === 2
-    ? follow2D(flow, shape[0], shape[1], cells, niter, origin, full)
+    ? follow2D(flow, shape[0], shape[1], cells, niter, origin, full, wasm)
     : follow3D(flow, shape[0], shape[1], shape[2], cells, niter, origin, full);
 }
 
@@ -148,19 +152,22 @@ function follow2D(
   niter: number,
   [oy, ox]: readonly number[],
   [fy, fx]: readonly number[],
+  wasm: boolean,
 ): Int32Array {
   const n = ly * lx;
+  // (the kernel takes L/2 and the fractions as float32 values: exact below 2^23 pixels a side)
+  const job = wasm && fy < 2 ** 23 && fx < 2 ** 23 ? wasmFollow2D(n, cells.length) : undefined;
   // normalised units are the full image's; the block's field sits at `origin` in it
   const sy = f(2 / (fy - 1)), sx = f(2 / (fx - 1));
   // the field in normalised units, interleaved (x, y) per pixel for locality
-  const im = new Float32Array(2 * n);
+  const im = job?.im ?? new Float32Array(2 * n);
   for (let i = 0; i < n; i++) {
     im[2 * i] = flow[n + i] * sx;
     im[2 * i + 1] = flow[i] * sy;
   }
   const lym1 = f(fy - 1), lxm1 = f(fx - 1);
   const hy = fy / 2, hx = fx / 2;
-  const start = (j: number, u: Float64Array, o: number) => {
+  const start = (j: number, u: Float64Array | Float32Array, o: number) => {
     u[o] = normalise(Math.floor(cells[j] / lx) + oy, lym1);
     u[o + 1] = normalise(cells[j] % lx + ox, lxm1);
   };
@@ -198,7 +205,14 @@ function follow2D(
     st[0] = clamp1(f(uy + gy));
     st[1] = clamp1(f(ux + gx));
   };
-  const u = integrate(2, cells.length, niter, start, step);
+  let u: Float32Array | Float64Array;
+  if (job) {
+    for (let j = 0; j < cells.length; j++) start(j, job.pts, 2 * j);
+    job.run(cells.length, niter, ly, lx, [oy, ox], [fy, fx]);
+    u = job.pts;
+  } else {
+    u = integrate(2, cells.length, niter, start, step);
+  }
   const out = new Int32Array(u.length);
   for (let j = 0; j < cells.length; j++) {
     out[2 * j] = unnormalise(u[2 * j], lym1) - oy;

@@ -1,6 +1,6 @@
 /**
- * Worker side of {@link followFlowsParallel}: integrates one share of the cells with the
- * TypeScript reference and posts the final positions back.
+ * Worker side of {@link followFlowsParallel}: integrates one share of the cells with
+ * `followFlowsCpu` and posts the final positions back.
  *
  * @example
  * ```ts
@@ -11,7 +11,10 @@
  * @module
  */
 import type { FollowFrame } from "../core/types.ts";
-import { followFlowsCpu } from "./follow_flows.ts";
+
+// imported when the job comes: `follow_flows.ts` may await its WebAssembly (outside Deno), and
+// a message sent before the handler is set would be lost
+const ready = import("./follow_flows.ts");
 
 /** One share of a `followFlows` job. */
 export interface FollowJob {
@@ -28,7 +31,8 @@ const scope = self as unknown as {
   onmessage: ((e: MessageEvent<FollowJob>) => void) | null;
 };
 
-scope.onmessage = (e) => {
+scope.onmessage = async (e) => {
+  const { followFlowsCpu } = await ready;
   const { flow, shape, cells, niter, frame } = e.data;
   const out = followFlowsCpu(flow, shape, cells, niter, frame);
   scope.postMessage(out, [out.buffer]);

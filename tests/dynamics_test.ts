@@ -8,6 +8,8 @@ import { computeMasks, selectBackend } from "../dynamics/compute_masks.ts";
 import { cpuBackend } from "../dynamics/cpu_backend.ts";
 import { followFlowsCpu } from "../dynamics/follow_flows.ts";
 import { followFlowsParallel } from "../dynamics/follow_parallel.ts";
+import { WASM_FOLLOW } from "../dynamics/follow_wasm.ts";
+import { assembleWat } from "../dynamics/wasm/build.ts";
 import { getMasks } from "../dynamics/get_masks.ts";
 import { fillHolesAndRemoveSmallMasks } from "../dynamics/fill_holes.ts";
 import { flowErrors } from "../dynamics/flow_error.ts";
@@ -70,6 +72,54 @@ Deno.test("followFlows: 3D points move along Z", () => {
   const flow = new Float32Array(3 * 72).fill(1, 0, 72); // dZ = 1 px per step
   const end = followFlowsCpu(flow, shape, new Uint32Array([22]), 3); // z2 y1 x1
   assertEquals(Array.from(end), [5, 1, 1]);
+});
+
+Deno.test("followFlows in WebAssembly: the module loads (tests compare it with TypeScript)", () => {
+  assert(WASM_FOLLOW, "follow2d.wasm did not load: the comparisons below would test nothing");
+});
+
+for (const name of ["dyn-small", "dyn-large", "dyn-noisy", "dyn-thresh"]) {
+  Deno.test(`followFlows in WebAssembly (${name}): end points equal TypeScript's, with and without a frame`, async () => {
+    const dP = f32(await fixture(`${name}-dP`)), cp = f32(await fixture(`${name}-cellprob`));
+    const [ly, lx] = cp.shape, n = ly * lx;
+    const flow = dP.data.map((v) => v / 5);
+    const cells = Uint32Array.from(cp.data.keys()).filter((i) => cp.data[i] > 0);
+    assertEquals(
+      followFlowsCpu(flow, cp.shape, cells, 200, undefined, true),
+      followFlowsCpu(flow, cp.shape, cells, 200, undefined, false),
+    );
+    // a block at (13, 29) in the image: its points walk out of it (the zero-padded border reads)
+    const [oy, ox, by, bx] = [13, 29, ly - 40, lx - 50];
+    const block = new Float32Array(2 * by * bx), local: number[] = [];
+    for (let y = 0; y < by; y++) {
+      for (let x = 0; x < bx; x++) {
+        const g = (y + oy) * lx + x + ox, i = y * bx + x;
+        (block[i] = flow[g]), (block[by * bx + i] = flow[n + g]);
+        if (cp.data[g] > 0) local.push(i);
+      }
+    }
+    const frame = { origin: [oy, ox], fullShape: [ly, lx] }, lc = Uint32Array.from(local);
+    const wasm = followFlowsCpu(block, [by, bx], lc, 200, frame, true);
+    assertEquals(wasm, followFlowsCpu(block, [by, bx], lc, 200, frame, false));
+    assert(wasm.some((v, j) => v < 0 || v >= [by, bx][j % 2]), "no point left the block");
+  });
+}
+
+Deno.test("followFlows in WebAssembly: the committed follow2d.wasm is a fresh build of follow2d.wat", async () => {
+  const dir = new URL("../dynamics/wasm/", import.meta.url);
+  const built = await assembleWat(new URL("follow2d.wat", dir));
+  assertEquals(await Deno.readFile(new URL("follow2d.wasm", dir)), built);
+});
+
+Deno.test("followFlows in WebAssembly: CELLPOSE_NO_WASM=1 turns it off", async () => {
+  const code = `import { WASM_FOLLOW } from "${
+    new URL("../dynamics/follow_wasm.ts", import.meta.url).href
+  }"; console.log(WASM_FOLLOW);`;
+  const run = (env: Record<string, string>) =>
+    new Deno.Command(Deno.execPath(), { args: ["eval", code], env, stderr: "inherit" }).output();
+  const [off, on] = await Promise.all([run({ CELLPOSE_NO_WASM: "1" }), run({})]);
+  assertEquals(new TextDecoder().decode(off.stdout).trim(), "false");
+  assertEquals(new TextDecoder().decode(on.stdout).trim(), "true");
 });
 
 Deno.test("followFlowsParallel: three workers give the single-thread end points", async () => {
