@@ -79,7 +79,7 @@ export function renumber(labels: Uint32Array): number {
 }
 
 /** Largest label. */
-export function maxLabel(labels: Uint32Array): number {
+export function maxLabel(labels: Uint16Array | Uint32Array): number {
   let max = 0;
   for (let i = 0; i < labels.length; i++) if (labels[i] > max) max = labels[i];
   return max;

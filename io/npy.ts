@@ -243,7 +243,8 @@ function fortranToC<T extends TypedArray>(src: T, shape: number[]): T {
   return dst;
 }
 
-function descrOf(data: TypedArray): string {
+/** The numpy dtype string (`<f4`, `|u1`, ...) of a typed array. */
+export function descrOf(data: TypedArray): string {
   if (data instanceof Uint8Array || data instanceof Uint8ClampedArray) return "|u1";
   if (data instanceof Int8Array) return "|i1";
   if (data instanceof Uint16Array) return "<u2";

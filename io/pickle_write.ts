@@ -19,7 +19,8 @@
  * @module
  */
 import { CellposeError } from "../core/errors.ts";
-import type { NdArray, TypedArray } from "../core/ndarray.ts";
+import type { NdArray } from "../core/ndarray.ts";
+import { descrOf } from "./npy.ts";
 
 const FLOAT = Symbol("pyFloat");
 const TUPLE = Symbol("pyTuple");
@@ -67,19 +68,6 @@ export function pyBoolArray(a: NdArray<Uint8Array>): PyBoolArray {
 }
 
 /** numpy dtype string (without byte order) and byte-order character of a typed array. */
-function dtypeOf(data: TypedArray): [string, string] {
-  if (data instanceof Uint8Array || data instanceof Uint8ClampedArray) return ["u1", "|"];
-  if (data instanceof Int8Array) return ["i1", "|"];
-  if (data instanceof Uint16Array) return ["u2", "<"];
-  if (data instanceof Int16Array) return ["i2", "<"];
-  if (data instanceof Uint32Array) return ["u4", "<"];
-  if (data instanceof Int32Array) return ["i4", "<"];
-  if (data instanceof Float32Array) return ["f4", "<"];
-  if (data instanceof Float64Array) return ["f8", "<"];
-  if (data instanceof BigInt64Array) return ["i8", "<"];
-  return ["u8", "<"];
-}
-
 function isNdArray(v: object): v is NdArray {
   return "data" in v && "shape" in v && ArrayBuffer.isView((v as NdArray).data) &&
     Array.isArray((v as NdArray).shape);
@@ -213,7 +201,8 @@ function writeArrayHead(w: Writer, shape: number[]) {
 }
 
 function writeNdArray(w: Writer, a: NdArray, bool = false) {
-  const [code, order] = bool ? ["b1", "|"] : dtypeOf(a.data);
+  const descr = descrOf(a.data);
+  const [code, order] = bool ? ["b1", "|"] : [descr.slice(1), descr[0]];
   writeArrayHead(w, a.shape);
   writeDtype(w, code, order, 0);
   w.byte(OP.FALSE);

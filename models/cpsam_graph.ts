@@ -34,6 +34,7 @@ import {
   type OnnxTensor,
   type OnnxType,
 } from "./onnx_proto.ts";
+import { writeAll } from "../io/tiff_strips.ts";
 
 /** The architecture read off a cpsam state dict. */
 export interface CpsamConfig {
@@ -642,8 +643,4 @@ export async function convertCheckpoint(
   opts: { precision: "fp32" | "fp16"; externalData?: string | false },
 ): Promise<ConvertResult> {
   return writeCpsamOnnx(await readCheckpointFile(ptPath), onnxPath, opts);
-}
-
-async function writeAll(file: Deno.FsFile, b: Uint8Array) {
-  for (let o = 0; o < b.length;) o += await file.write(b.subarray(o));
 }

@@ -26,7 +26,8 @@ import type {
   SegmentOptions,
   SegmentResult,
 } from "../core/types.ts";
-import { computeMasks } from "../dynamics/compute_masks.ts";
+import { computeMasks, DYNAMICS_DEFAULTS } from "../dynamics/compute_masks.ts";
+import { maxLabel } from "../dynamics/labels.ts";
 import { convertImage } from "./channels.ts";
 import { checkFinite, normalizeImage } from "./normalize.ts";
 import { diameterScale, runNetwork } from "./flows.ts";
@@ -168,8 +169,7 @@ export async function segment(
     ? await stitchedMasks(flows, cellprob, dyn, options.stitchThreshold!)
     : await computeMasks(flows, cellprob, { ...dyn, frame: options.frame });
   lap("dynamics");
-  let nMasks = 0;
-  for (let i = 0; i < masks.data.length; i++) if (masks.data[i] > nMasks) nMasks = masks.data[i];
+  const nMasks = maxLabel(masks.data);
   timings.total = performance.now() - t0;
   progress?.({ stage: "done", fraction: 1 });
   return { masks, flows, cellprob, nMasks, timings };
@@ -202,11 +202,9 @@ async function stitchedMasks(
   }
   if (nz > 1) {
     stitchPlanes(labels, [nz, h, w], threshold);
-    fillHolesAndRemoveSmallMasks(labels, [nz, h, w], dyn.minSize ?? 15);
+    fillHolesAndRemoveSmallMasks(labels, [nz, h, w], dyn.minSize ?? DYNAMICS_DEFAULTS.minSize);
   }
-  let max = 0;
-  for (let i = 0; i < labels.length; i++) if (labels[i] > max) max = labels[i];
-  return { data: max > 65535 ? labels : Uint16Array.from(labels), shape: [nz, h, w] };
+  return { data: maxLabel(labels) > 65535 ? labels : Uint16Array.from(labels), shape: [nz, h, w] };
 }
 
 /** Normalises (or only casts to float32 when `normalize` is false), as `CellposeModel.eval`. */

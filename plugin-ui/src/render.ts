@@ -10,7 +10,7 @@
  * ```
  * @module
  */
-import { percentiles } from "../../pipeline/percentile.ts";
+import { flowsToRgb } from "../../io/seg_npy.ts";
 
 /** A stable, well spread colour for a label (0 is transparent). */
 export function labelColor(label: number): [number, number, number] {
@@ -75,19 +75,12 @@ export function overlay(
   return out;
 }
 
-/** Flows [2, h, w] (dY, dX) as RGBA colour: angle as hue, magnitude as brightness (cellpose's dx_to_circ). */
+/** Flows [2, h, w] (dY, dX) as RGBA colour: cellpose's dx_to_circ, as in `_seg.npy` (io/seg_npy.ts). */
 export function flowsToRgba(flows: Float32Array, w: number, h: number): Uint8ClampedArray {
-  const n = w * h;
-  const mag = new Float32Array(n);
-  for (let i = 0; i < n; i++) mag[i] = Math.hypot(flows[i], flows[n + i]);
-  const [p1, p99] = n ? percentiles(mag.slice(), [1, 99]) : [0, 0];
-  const out = new Uint8ClampedArray(4 * n);
-  for (let i = 0; i < n; i++) {
-    const m = (255 * Math.min(1, Math.max(0, (mag[i] - p1) / (p99 - p1 || 1)))) / 2;
-    const a = Math.atan2(flows[i], flows[n + i]) + Math.PI;
-    out[4 * i] = m * (Math.cos(a) + 1);
-    out[4 * i + 1] = m * (Math.cos(a + (2 * Math.PI) / 3) + 1);
-    out[4 * i + 2] = m * (Math.cos(a + (4 * Math.PI) / 3) + 1);
+  const rgb = flowsToRgb({ data: flows, shape: [2, h, w] }).data;
+  const out = new Uint8ClampedArray(4 * w * h);
+  for (let i = 0; i < w * h; i++) {
+    out.set(rgb.subarray(3 * i, 3 * i + 3), 4 * i);
     out[4 * i + 3] = 255;
   }
   return out;
