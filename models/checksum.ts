@@ -50,7 +50,7 @@ export async function sha256File(
 }
 
 /** Path of the checksum sidecar of `path`: `<path>.sha256`. */
-export function checksumPath(path: string): string {
+function checksumPath(path: string): string {
   return `${path}.sha256`;
 }
 

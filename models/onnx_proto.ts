@@ -24,7 +24,7 @@
  */
 
 /** Element types used here, with their ONNX TensorProto.DataType codes. */
-export const ONNX_TYPES = { float32: 1, int32: 6, int64: 7, float16: 10 } as const;
+const ONNX_TYPES = { float32: 1, int32: 6, int64: 7, float16: 10 } as const;
 /** An element type name. */
 export type OnnxType = keyof typeof ONNX_TYPES;
 

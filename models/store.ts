@@ -40,7 +40,7 @@ export interface RegistryEntry {
 }
 
 /** Where the official cellpose v4 models are served from (cellpose's `_MODEL_URL`). */
-export const OFFICIAL_MODEL_URL = "https://huggingface.co/mouseland/cellpose-sam/resolve/main";
+const OFFICIAL_MODEL_URL = "https://huggingface.co/mouseland/cellpose-sam/resolve/main";
 
 /**
  * Models that {@link downloadModel} knows. The size and SHA-256 of the official `cpsam` are
@@ -234,7 +234,7 @@ export interface ConversionRecord {
 }
 
 /** Path of the conversion record of an ONNX file. */
-export function recordPath(onnxPath: string): string {
+function recordPath(onnxPath: string): string {
   return `${onnxPath}.json`;
 }
 
