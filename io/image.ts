@@ -19,7 +19,7 @@ import { isJpeg, readJpeg } from "./jpeg.ts";
 import { badFile, type LoadedImage, loadedImage } from "./loaded.ts";
 import { readNpy } from "./npy.ts";
 import { isPng, readPng } from "./png.ts";
-import { isTiff, readTiff } from "./tiff_read.ts";
+import { isTiff, type ReadOptions, readTiff } from "./tiff_read.ts";
 
 export type { LoadedImage } from "./loaded.ts";
 
@@ -56,9 +56,14 @@ function readNpyImage(bytes: Uint8Array, name: string): LoadedImage {
 /**
  * Reads an image from a path or from bytes (`name` then labels errors; default "image").
  * Unknown, empty, truncated or corrupt files give a {@link CellposeError} `BAD_FILE` that names
- * the file and the reason.
+ * the file and the reason. `options.maxElements` refuses a TIFF whose headers declare more
+ * elements, before decoding it (`TOO_LARGE`).
  */
-export async function readImage(src: string | Uint8Array, name?: string): Promise<LoadedImage> {
+export async function readImage(
+  src: string | Uint8Array,
+  name?: string,
+  options: ReadOptions = {},
+): Promise<LoadedImage> {
   let bytes: Uint8Array;
   let label: string;
   if (typeof src === "string") {
@@ -73,7 +78,7 @@ export async function readImage(src: string | Uint8Array, name?: string): Promis
     label = name ?? "image";
   }
   if (bytes.length === 0) throw badFile(label, "empty file (0 bytes)");
-  if (isTiff(bytes)) return await readTiff(bytes, label);
+  if (isTiff(bytes)) return await readTiff(bytes, label, options);
   if (isPng(bytes)) return readPng(bytes, label);
   if (isJpeg(bytes)) return readJpeg(bytes, label);
   if (

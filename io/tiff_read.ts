@@ -121,12 +121,25 @@ function pageAxes(description: string, nPages: number): { axes: string; shape: n
   return nPages > 1 ? { axes: "Z", shape: [nPages] } : { axes: "", shape: [] };
 }
 
+/** Options of {@link readTiff} and `readImage`. */
+export interface ReadOptions {
+  /**
+   * Refuse (`TOO_LARGE`, value = the element count) an image whose headers declare more elements,
+   * before any pixel is decoded: a small compressed file can claim a huge image.
+   */
+  maxElements?: number;
+}
+
 /** Reads a TIFF from its bytes. Errors are {@link CellposeError}s `BAD_FILE` naming `name`. */
-export async function readTiff(bytes: Uint8Array, name: string): Promise<LoadedImage> {
+export async function readTiff(
+  bytes: Uint8Array,
+  name: string,
+  options: ReadOptions = {},
+): Promise<LoadedImage> {
   if (!isTiff(bytes)) throw badFile(name, "not a TIFF file (no II*/MM* header)");
   if (bytes.length < 16) throw badFile(name, `truncated TIFF: only ${bytes.length} bytes`);
   try {
-    return await decode(bytes, name);
+    return await decode(bytes, name, options);
   } catch (e) {
     if (e instanceof CellposeError) throw e;
     const msg = (e as Error).message ?? String(e);
@@ -137,8 +150,11 @@ export async function readTiff(bytes: Uint8Array, name: string): Promise<LoadedI
   }
 }
 
-async function decode(bytes: Uint8Array, name: string): Promise<LoadedImage> {
-  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+async function decode(bytes: Uint8Array, name: string, options: ReadOptions): Promise<LoadedImage> {
+  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+  const buffer = whole
+    ? bytes.buffer
+    : bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   const tiff = await fromArrayBuffer(buffer as ArrayBuffer);
   const first = await tiff.getImage(0);
   const info = pageInfo(first);
@@ -157,6 +173,14 @@ async function decode(bytes: Uint8Array, name: string): Promise<LoadedImage> {
 
   const { width: w, height: h, samples: s } = info;
   const perPage = w * h * s;
+  const declared = perPage * used.length;
+  if (options.maxElements !== undefined && declared > options.maxElements) {
+    throw new CellposeError(
+      "TOO_LARGE",
+      `${name} declares ${declared} elements in its header; the limit is ${options.maxElements}`,
+      declared,
+    );
+  }
   let out: NumericArray | undefined;
   for (let p = 0; p < used.length; p++) {
     await checkExtent(used[p], bytes.length, p, name);

@@ -37,14 +37,17 @@ export async function decodeImage(
   maxPixels: number,
   field = "image",
 ): Promise<{ image: NdArray<NumericArray>; axes: { channelAxis?: number; zAxis?: number } }> {
-  const declared = await declaredElements(bytes);
+  const declared = declaredElements(bytes);
   if (declared !== undefined && declared > maxPixels) {
     throw tooManyElements(name, declared, "declared in its header", maxPixels, field);
   }
   let loaded;
   try {
-    loaded = await readImage(bytes, name);
+    loaded = await readImage(bytes, name, { maxElements: maxPixels });
   } catch (e) {
+    if (e instanceof CellposeError && e.code === "TOO_LARGE") {
+      throw tooManyElements(name, e.value as number, "declared in its header", maxPixels, field);
+    }
     if (e instanceof CellposeError) {
       throw new CellposeError(e.code, e.message, { field, got: e.value }, { cause: e });
     }

@@ -213,3 +213,15 @@ Deno.test("imagej description: parse plain stacks and hyperstacks", () => {
   );
   assertEquals(parseImagejDescription('{"shape": [3, 4]}'), undefined);
 });
+
+Deno.test("tiff: maxElements refuses an image by its headers, before decoding", async () => {
+  const bytes = encodeTiff({ data: new Uint16Array(2 * 4 * 5), shape: [2, 4, 5] }, {
+    compression: "deflate",
+  });
+  const err = await assertRejects(
+    () => readTiff(bytes, "stack.tif", { maxElements: 39 }),
+    CellposeError,
+  );
+  assertEquals([err.code, err.value], ["TOO_LARGE", 40]);
+  assertEquals((await readTiff(bytes, "stack.tif", { maxElements: 40 })).image.shape, [2, 4, 5]);
+});
