@@ -34,7 +34,7 @@ const f32 = Math.fround;
 /** cellpose's threshold of the percentile range (compared in float32) */
 export const MIN_RANGE = f32(1e-3);
 /** above this many values per channel, percentiles use a strided subsample */
-export const SUBSAMPLE_ABOVE = 224 ** 3;
+const SUBSAMPLE_ABOVE = 224 ** 3;
 
 /** A stack view: Z planes of H x W pixels with C interleaved channels. */
 interface Dims {
@@ -120,15 +120,23 @@ function lowHighPairs(lh: NormalizeOptions["lowhigh"], nchan: number): [number, 
   );
 }
 
+/**
+ * cellpose's subsampling strides [z, y, x] for the percentiles of an nz x h x w channel: every
+ * value up to `SUBSAMPLE_ABOVE` values, else strides `max(1, Z // 50)` and `max(1, dim // 224)`.
+ */
+export function sampleStrides(nz: number, h: number, w: number): [number, number, number] {
+  if (nz * h * w <= SUBSAMPLE_ABOVE) return [1, 1, 1];
+  return [
+    Math.max(1, Math.trunc(nz / 50)),
+    Math.max(1, Math.trunc(h / 224)),
+    Math.max(1, Math.trunc(w / 224)),
+  ];
+}
+
 /** Values of channel `c` of planes [z0, z1), subsampled by cellpose's rule when large. */
 function channelSample(x: Float32Array, d: Dims, c: number, z0: number, z1: number): Float32Array {
   const nz = z1 - z0;
-  let sz = 1, sy = 1, sx = 1;
-  if (nz * d.h * d.w > SUBSAMPLE_ABOVE) {
-    sz = Math.max(1, Math.trunc(nz / 50));
-    sy = Math.max(1, Math.trunc(d.h / 224));
-    sx = Math.max(1, Math.trunc(d.w / 224));
-  }
+  const [sz, sy, sx] = sampleStrides(nz, d.h, d.w);
   const cz = Math.ceil(nz / sz), cy = Math.ceil(d.h / sy), cx = Math.ceil(d.w / sx);
   const out = new Float32Array(cz * cy * cx);
   let k = 0;

@@ -28,7 +28,7 @@ import { openTiff } from "../io/tiff_lazy.ts";
 import { TiffStripWriter, writeAll } from "../io/tiff_strips.ts";
 import { type Block, type BlockOptions, type BlockPlan, planBlocks } from "./blocks.ts";
 import { applyMerge, type BlockOutput, blockOutput, mergeBlocks } from "./merge_labels.ts";
-import { checkFinite, MIN_RANGE, SUBSAMPLE_ABOVE } from "./normalize.ts";
+import { checkFinite, MIN_RANGE, sampleStrides } from "./normalize.ts";
 import { percentiles } from "./percentile.ts";
 import { segment, type SegmentWithModel } from "./segment.ts";
 
@@ -99,9 +99,7 @@ export async function imageNormalization(
   const q = given.percentile ?? [1, 99];
   const { height: h, width: w } = source;
   const nc = Math.min(3, source.channels);
-  const big = h * w > SUBSAMPLE_ABOVE;
-  const sy = big ? Math.max(1, Math.trunc(h / 224)) : 1;
-  const sx = big ? Math.max(1, Math.trunc(w / 224)) : 1;
+  const [, sy, sx] = sampleStrides(1, h, w);
   const cy = Math.ceil(h / sy), cx = Math.ceil(w / sx);
   const samples = Array.from({ length: nc }, () => new Float32Array(cy * cx));
   const mn = new Array<number>(nc).fill(Infinity), mx = new Array<number>(nc).fill(-Infinity);

@@ -16,13 +16,8 @@
  * @module
  */
 import { CellposeError } from "../core/errors.ts";
-
-/** Largest value of `a[from..to)`. */
-function maxOf(a: Uint32Array, from: number, to: number): number {
-  let m = 0;
-  for (let i = from; i < to; i++) if (a[i] > m) m = a[i];
-  return m;
-}
+import { maxLabel } from "../dynamics/labels.ts";
+import { iouPairs } from "../metrics/matching.ts";
 
 /**
  * Relabels a stack of 2-D label planes [Z, H, W] in place so that masks overlapping across
@@ -57,11 +52,12 @@ export function stitchPlanes(
   }
   const [nz] = shape;
   const n = shape[1] * shape[2];
-  let mmax = maxOf(labels, 0, n);
+  let mmax = maxLabel(labels.subarray(0, n));
   let stitched = false;
   for (let z = 0; z + 1 < nz; z++) {
     const prev = z * n, cur = prev + n;
-    const nPrev = maxOf(labels, prev, cur), nCur = maxOf(labels, cur, cur + n);
+    const nPrev = maxLabel(labels.subarray(prev, cur)),
+      nCur = maxLabel(labels.subarray(cur, cur + n));
     if (nPrev === 0 || nCur === 0) {
       // cellpose: before any stitching the plane keeps its labels, afterwards it gets new ones
       if (!stitched) mmax = nCur;
@@ -71,23 +67,15 @@ export function stitchPlanes(
       }
       continue;
     }
-    // overlap counts and areas; rows: labels of plane z+1, columns: labels of plane z
-    const areaCur = new Float64Array(nCur + 1), areaPrev = new Float64Array(nPrev + 1);
-    const overlap = new Map<number, number>();
-    for (let i = 0; i < n; i++) {
-      const a = labels[cur + i], b = labels[prev + i];
-      areaCur[a]++;
-      areaPrev[b]++;
-      if (a && b) {
-        const k = a * (nPrev + 1) + b;
-        overlap.set(k, (overlap.get(k) ?? 0) + 1);
-      }
-    }
+    // IoU of every mask of plane z+1 (rows) with every mask of plane z (columns)
+    const o = iouPairs(
+      { data: labels.subarray(cur, cur + n), shape: [n] },
+      { data: labels.subarray(prev, cur), shape: [n] },
+    );
     const iou = new Float64Array((nCur + 1) * (nPrev + 1));
-    for (const [k, o] of overlap) {
-      const a = Math.floor(k / (nPrev + 1)), b = k % (nPrev + 1);
-      const v = o / (areaCur[a] + areaPrev[b] - o);
-      iou[k] = v < threshold ? 0 : v;
+    for (let k = 0; k < o.a.length; k++) {
+      const v = o.iou[k];
+      iou[o.a[k] * (nPrev + 1) + o.b[k]] = v < threshold ? 0 : v;
     }
     // keep only the best row of each column
     for (let b = 1; b <= nPrev; b++) {
@@ -108,5 +96,5 @@ export function stitchPlanes(
     for (let i = cur; i < cur + n; i++) labels[i] = map[labels[i]];
     stitched = true;
   }
-  return maxOf(labels, 0, labels.length);
+  return maxLabel(labels);
 }
