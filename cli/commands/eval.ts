@@ -16,7 +16,7 @@ import { CellposeError } from "../../core/errors.ts";
 import { averagePrecision, errorRate, type MatchCounts, readImage } from "../../mod.ts";
 import { formatOptions, parseArgs } from "../args.ts";
 import { type Command, describeError, EXIT } from "../command.ts";
-import { IMAGE_EXTENSIONS } from "../inputs.ts";
+import { IMAGE_EXTENSIONS } from "../../io/files.ts";
 
 const options = {
   thresholds: {

@@ -19,7 +19,7 @@ import type { SegmentOptions } from "../../core/types.ts";
 import { type LoadedImage, readImage, segment } from "../../mod.ts";
 import { formatOptions, parseArgs, type Values } from "../args.ts";
 import { type Command, describeError, EXIT } from "../command.ts";
-import { collectInputs } from "../inputs.ts";
+import { collectInputs } from "../../io/files.ts";
 import { loadModelForCli, modelOptions } from "../model.ts";
 import { outputOptions, wantsOutput, writeOutputs } from "../outputs.ts";
 import { createProgress } from "../progress.ts";
