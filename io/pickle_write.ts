@@ -2,8 +2,9 @@
  * A minimal Python pickle writer (protocol 3, what `np.save` uses for object arrays) for plain
  * data: None, bool, int, float, str, list, tuple, dict with string keys, and NumPy arrays (as
  * numpy pickles them: `numpy.core.multiarray._reconstruct` plus a BUILD state holding the raw
- * little-endian bytes). No memo, no classes beyond numpy's. Written by hand because no npm
- * package writes NumPy-compatible pickles; it is what cellpose's `_seg.npy` dictionary needs.
+ * little-endian bytes), plus globals, calls, persistent ids and OrderedDicts for `torch.save`'s
+ * state dicts. No memo. Written by hand because no npm package writes NumPy- or
+ * PyTorch-compatible pickles; it is what cellpose's `_seg.npy` dictionary and saved models need.
  *
  * JS values map to: null -> None, boolean -> bool, integer number -> int, other number -> float
  * (wrap with {@link pyFloat} to force a float), string -> str, array -> list, {@link pyTuple} ->
@@ -25,6 +26,10 @@ import { descrOf } from "./npy.ts";
 const FLOAT = Symbol("pyFloat");
 const TUPLE = Symbol("pyTuple");
 const BOOLS = Symbol("pyBoolArray");
+const GLOBAL = Symbol("pyGlobal");
+const CALL = Symbol("pyCall");
+const PERSISTENT = Symbol("pyPersistent");
+const ORDERED = Symbol("pyOrderedDict");
 
 /** A number pickled as a Python float even when it is integral. */
 export interface PyFloat {
@@ -38,6 +43,22 @@ export interface PyTuple {
 export interface PyBoolArray {
   [BOOLS]: NdArray<Uint8Array>;
 }
+/** A module-level Python object (`GLOBAL module name`), e.g. a storage class. */
+export interface PyGlobal {
+  [GLOBAL]: [string, string];
+}
+/** `fn(*args)` as pickle's REDUCE builds it. */
+export interface PyCall {
+  [CALL]: [PyGlobal, PyValue[]];
+}
+/** A persistent id (BINPERSID): how `torch.save` refers to tensor storages. */
+export interface PyPersistent {
+  [PERSISTENT]: PyValue;
+}
+/** A `collections.OrderedDict` with string keys, in this order. */
+export interface PyOrderedDict {
+  [ORDERED]: [string, PyValue][];
+}
 /** Values {@link pickleDumps} can write. */
 export type PyValue =
   | null
@@ -47,6 +68,10 @@ export type PyValue =
   | PyFloat
   | PyTuple
   | PyBoolArray
+  | PyGlobal
+  | PyCall
+  | PyPersistent
+  | PyOrderedDict
   | NdArray
   | PyValue[]
   | Map<string, PyValue>
@@ -65,6 +90,26 @@ export function pyTuple(items: PyValue[]): PyTuple {
 /** Marks a 0/1 Uint8Array array to be pickled with numpy dtype bool. */
 export function pyBoolArray(a: NdArray<Uint8Array>): PyBoolArray {
   return { [BOOLS]: a };
+}
+
+/** The Python object `module.name`. */
+export function pyGlobal(module: string, name: string): PyGlobal {
+  return { [GLOBAL]: [module, name] };
+}
+
+/** The call `fn(*args)`. */
+export function pyCall(fn: PyGlobal, args: PyValue[]): PyCall {
+  return { [CALL]: [fn, args] };
+}
+
+/** A persistent id whose value is `id` (unpicklers resolve it with `persistent_load`). */
+export function pyPersistent(id: PyValue): PyPersistent {
+  return { [PERSISTENT]: id };
+}
+
+/** A `collections.OrderedDict` of `entries`. */
+export function pyOrderedDict(entries: [string, PyValue][]): PyOrderedDict {
+  return { [ORDERED]: entries };
 }
 
 /** numpy dtype string (without byte order) and byte-order character of a typed array. */
@@ -129,6 +174,7 @@ const OP = {
   APPENDS: 0x65,
   EMPTY_DICT: 0x7d,
   SETITEMS: 0x75,
+  BINPERSID: 0x51,
 };
 
 function writeInt(w: Writer, x: number) {
@@ -236,6 +282,28 @@ function writeValue(w: Writer, v: PyValue, path: string): void {
       );
     }
     if (BOOLS in v) return writeNdArray(w, v[BOOLS], true);
+    if (GLOBAL in v) return writeGlobal(w, ...v[GLOBAL]);
+    if (CALL in v) {
+      const [fn, args] = v[CALL];
+      writeGlobal(w, ...fn[GLOBAL]);
+      writeTuple(w, args.map((x, i) => () => writeValue(w, x, `${path}(${i})`)));
+      return w.byte(OP.REDUCE);
+    }
+    if (PERSISTENT in v) {
+      writeValue(w, v[PERSISTENT], `${path}<persistent>`);
+      return w.byte(OP.BINPERSID);
+    }
+    if (ORDERED in v) {
+      writeGlobal(w, "collections", "OrderedDict");
+      w.byte(OP.EMPTY_TUPLE, OP.REDUCE);
+      if (v[ORDERED].length === 0) return;
+      w.byte(OP.MARK);
+      for (const [k, x] of v[ORDERED]) {
+        writeStr(w, k);
+        writeValue(w, x, `${path}.${k}`);
+      }
+      return w.byte(OP.SETITEMS);
+    }
     if (isNdArray(v)) return writeNdArray(w, v);
     const entries = v instanceof Map ? [...v.entries()] : Object.entries(v);
     w.byte(OP.EMPTY_DICT);
