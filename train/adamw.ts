@@ -1,6 +1,7 @@
 /**
  * PyTorch's `torch.optim.AdamW` (betas 0.9 / 0.999, eps 1e-8, decoupled weight decay, no
- * amsgrad) over Float32Arrays held by the host, in float32 arithmetic as PyTorch's kernel does:
+ * amsgrad) over Float32Arrays held by the host, every stored value rounded to float32 as in
+ * PyTorch's kernel:
  * `p *= 1 - lr wd; m += (g - m)(1 - b1); v = v b2 + (1 - b2) g^2;
  * p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
  *
@@ -37,8 +38,6 @@ export interface AdamWState {
   v: Map<string, Float32Array>;
 }
 
-const f = Math.fround;
-
 /** AdamW over named Float32Array parameters, updated in place. */
 export class AdamW {
   /** the moments and step count (saved and restored by checkpoints) */
@@ -73,11 +72,11 @@ export class AdamW {
   step(grads: Map<string, Float32Array>, lr: number): void {
     const s = this.state;
     s.step++;
-    const decay = f(1 - lr * this.wd);
-    const w1 = f(1 - this.b1), b2 = f(this.b2), w2 = f(1 - this.b2);
+    const decay = 1 - lr * this.wd;
+    const w1 = 1 - this.b1, b2 = this.b2, w2 = 1 - this.b2;
     const stepSize = lr / (1 - this.b1 ** s.step);
     const bc2 = Math.sqrt(1 - this.b2 ** s.step);
-    const eps = f(this.eps), fbc2 = f(bc2), fstep = f(stepSize);
+    const eps = this.eps;
     for (const [k, p] of this.params) {
       const g = grads.get(k);
       if (!g || g.length !== p.length) {
@@ -88,12 +87,12 @@ export class AdamW {
         );
       }
       const m = s.m.get(k)!, v = s.v.get(k)!;
+      // each stored value is rounded to float32, as PyTorch's kernel rounds its results
       for (let i = 0; i < p.length; i++) {
         const gi = g[i];
-        p[i] = f(p[i] * decay);
-        m[i] = f(m[i] + f(w1 * f(gi - m[i])));
-        v[i] = f(f(v[i] * b2) + f(f(w2 * gi) * gi));
-        p[i] = f(p[i] - f(fstep * f(m[i] / f(f(Math.sqrt(v[i]) / fbc2) + eps))));
+        const mi = m[i] = m[i] + w1 * (gi - m[i]);
+        const vi = v[i] = v[i] * b2 + w2 * gi * gi;
+        p[i] = p[i] * decay - stepSize * mi / (Math.sqrt(vi) / bc2 + eps);
       }
     }
   }
