@@ -28,6 +28,11 @@ const COMMANDS: { name: string; summary: string; load: () => Promise<Command> }[
     load: async () => (await import("./commands/eval.ts")).evalCommand,
   },
   {
+    name: "train",
+    summary: "train (fine-tune) a network on labelled images, as cellpose's train_seg",
+    load: async () => (await import("./commands/train.ts")).trainCommand,
+  },
+  {
     name: "models",
     summary: "list, download or convert models (model folder: ~/.cellpose/models)",
     load: async () => (await import("./commands/models.ts")).modelsCommand,
@@ -53,6 +58,7 @@ Examples:
   deno task cellpose segment images/ --save_tif
   deno task cellpose segment 'plate1/*.tif' --diameter 25 --savedir results/
   deno task cellpose eval results/ ground_truth/
+  deno task cellpose train --dir corrected/ --model_name_out my_cells
   deno task cellpose models list
   deno task cellpose serve --port 8000
 

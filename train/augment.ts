@@ -36,6 +36,11 @@ export interface AugmentOptions {
   flip?: boolean;
   /** per-image factor the scale is divided by (cellpose's `rescale`; default none) */
   rescale?: number[];
+  /**
+   * draw the scale log-uniformly from [lo, hi] instead (beyond cellpose: from-scratch training
+   * over a wide range of cell sizes); the same draw is used, so other draws are unchanged
+   */
+  scaleLog?: [number, number];
 }
 
 /** The augmented batch. */
@@ -194,7 +199,12 @@ export function randomRotateAndResize(
     }
     const flip = rng.random() > 0.5;
     const theta = rng.random() * Math.PI * 2;
-    let sc = Math.fround(1 - range / 2 + range * rng.random());
+    const u = rng.random();
+    let sc = Math.fround(
+      opts.scaleLog
+        ? opts.scaleLog[0] * (opts.scaleLog[1] / opts.scaleLog[0]) ** u
+        : 1 - range / 2 + range * u,
+    );
     if (opts.rescale) sc = Math.fround(sc * (1 / opts.rescale[n]));
     scale.push(sc);
     const u0 = rng.random(), u1 = rng.random();
