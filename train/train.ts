@@ -210,7 +210,16 @@ async function loadModelState(model: string | StateDict): Promise<StateDict> {
       model,
     );
   }
-  return await readCheckpointFile(r.path);
+  try {
+    return await readCheckpointFile(r.path);
+  } catch (e) {
+    if (e instanceof CellposeError && e.code !== "BAD_MODEL") {
+      throw new CellposeError("BAD_MODEL", `cannot read the model ${model}: ${e.message}`, model, {
+        cause: e,
+      });
+    }
+    throw e;
+  }
 }
 
 /**
