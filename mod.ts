@@ -118,3 +118,26 @@ export {
   writeCpsamOnnx,
 } from "./models/cpsam_graph.ts";
 export { createRunner, gpuAdapterInfo, type RunnerOptions } from "./models/runtime.ts";
+export { initCpsam, type InitOptions } from "./models/cpsam_init.ts";
+export { writeCheckpoint, type WriteCheckpointOptions } from "./models/checkpoint_write.ts";
+export {
+  type LabelledImage,
+  train,
+  type TrainOptions,
+  type TrainProgress,
+  type TrainResult,
+} from "./train/train.ts";
+export {
+  type BatchLoss,
+  lossAndGradients,
+  type LossAndGradientsOptions,
+  TrainingNet,
+  type TrainingNetOptions,
+} from "./train/net.ts";
+export { loadTrainingImage, type TrainingImage } from "./train/dataset.ts";
+export { type PairOptions, type TrainingPair, trainingPairs } from "./io/files.ts";
+export { type AugmentOptions, randomRotateAndResize } from "./train/augment.ts";
+export { type ExtraAugmentOptions } from "./train/extra_augment.ts";
+export { learningRates } from "./train/schedule.ts";
+export { AdamW, type AdamWOptions, type AdamWState } from "./train/adamw.ts";
+export { NumpyRandom } from "./core/random.ts";

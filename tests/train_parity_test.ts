@@ -13,6 +13,7 @@ import { loadTrainingImage, type TrainingImage } from "../train/dataset.ts";
 import { learningRates } from "../train/schedule.ts";
 import { TrainingNet } from "../train/net.ts";
 import { AdamW } from "../train/adamw.ts";
+import { gpuAdapterInfo } from "../models/runtime.ts";
 
 interface ParamEntry {
   name: string;
@@ -219,6 +220,36 @@ print(max(float((sd[k].float() - ref[k].float()).abs().max()) for k in ref))`;
       assertEquals(Number(new TextDecoder().decode(out.stdout).trim()), 0);
     } finally {
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+const gpu = await gpuAdapterInfo();
+Deno.test({
+  name: "train parity: gradients on WebGPU equal the CPU's within 1e-3 relative",
+  ignore: !gpu,
+  fn: async () => {
+    const sd = await readCheckpointFile(join(FIXTURES, "tiny-cpsam.pt"));
+    const first = async (name: string) => {
+      const a = await f32(name);
+      return { data: a.data.slice(0, a.data.length / 2), shape: [1, ...a.shape.slice(1)] };
+    };
+    const [images, labels] = [await first("train-aug-images"), await first("train-aug-labels")];
+    const cpu = new TrainingNet(sd, { rdrop: 0 });
+    const webgpu = new TrainingNet(sd, { rdrop: 0, device: "webgpu" });
+    try {
+      const a = await cpu.lossAndGradients(images, labels);
+      const b = await webgpu.lossAndGradients(images, labels);
+      assert(Math.abs(a.loss - b.loss) <= 1e-5 * a.loss, `loss ${a.loss} vs ${b.loss}`);
+      for (const [k, g] of a.grads) {
+        const h = b.grads.get(k)!;
+        let d2 = 0, n2 = 0;
+        for (let i = 0; i < g.length; i++) (d2 += (g[i] - h[i]) ** 2, n2 += g[i] ** 2);
+        assert(Math.sqrt(d2 / n2) <= 1e-3, `${k}: ${Math.sqrt(d2 / n2)} on ${gpu!.description}`);
+      }
+    } finally {
+      await cpu.release();
+      await webgpu.release();
     }
   },
 });
