@@ -278,6 +278,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     trainBlocks: opts.trainBlocks,
     numThreads: opts.numThreads,
   });
+  const need = net.memoryBytes(batchSize);
+  const available = Deno.systemMemoryInfo().available;
+  if (need > available) {
+    await net.release();
+    const gb = (b: number) => (b / 2 ** 30).toFixed(1);
+    throw new CellposeError(
+      "TOO_LARGE",
+      `training this model at batch ${batchSize} needs about ${gb(need)} GB of memory, ` +
+        `${gb(available)} GB are available: use --batch_size 1, or train only the last blocks ` +
+        `with --train_blocks (e.g. 2)`,
+      need,
+    );
+  }
   const diamMean = sd.get("diam_mean")?.data[0] ?? 30;
   const modelName = opts.modelName ?? `cellpose_${Date.now() / 1000}`;
   const modelsDir = join(opts.savePath ?? Deno.cwd(), "models");
