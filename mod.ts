@@ -98,13 +98,31 @@ export {
   assembleBlocks,
   type AssembleOptions,
   type BlockJobOptions,
+  type CoreReader,
   imageNormalization,
   segmentBlock,
   segmentLarge,
   type SegmentLargeOptions,
   type SegmentLargeResult,
+  writeMergedLabels,
 } from "./pipeline/segment_large.ts";
 export { openTiff, type TiffSource } from "./io/tiff_lazy.ts";
+export { openImageSource, type OpenSource } from "./io/image_source.ts";
+export {
+  type OmeZarrInfo,
+  type OmeZarrOptions,
+  type OmeZarrSource,
+  openOmeZarr,
+  readOmeZarrInfo,
+} from "./io/ome_zarr.ts";
+export { zarrLabels, type ZarrLabelsOptions } from "./io/zarr_labels.ts";
+export {
+  allLabels,
+  type LabelSink,
+  type LabelTarget,
+  type LabelType,
+  tiffLabels,
+} from "./io/label_sink.ts";
 export { type SampleType, type StripWriterOptions, TiffStripWriter } from "./io/tiff_strips.ts";
 export { readCheckpoint, readCheckpointFile, type StateDict } from "./models/checkpoint.ts";
 export {
