@@ -87,7 +87,7 @@ function bad(message: string, value: unknown): CellposeError {
 /** The identity of an open image: its geometry and its file's size and time. */
 export async function imageIdentity(source: OpenSource): Promise<ImageIdentity> {
   const path = resolve(source.path);
-  const file = source.kind === "tiff" ? path : await zarrLevelMetadata(source);
+  const file = source.kind === "tiff" ? path : zarrLevelMetadata(source);
   const st = await Deno.stat(file);
   return {
     path,
@@ -101,7 +101,7 @@ export async function imageIdentity(source: OpenSource): Promise<ImageIdentity> 
 }
 
 /** The metadata file of an OME-Zarr source's full-resolution array. */
-async function zarrLevelMetadata(source: OpenSource): Promise<string> {
+function zarrLevelMetadata(source: OpenSource): string {
   const { info } = source as unknown as { info: { level: string; zarrFormat: 2 | 3 } };
   const dir = resolve(source.path, info.level);
   return info.zarrFormat === 3 ? `${dir}/zarr.json` : `${dir}/.zarray`;
