@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { assert, assertEquals } from "./assert.ts";
 import { FIXTURES, REPO } from "./fixtures.ts";
 import { writeOmeZarr } from "./ome_zarr_write.ts";
+import { freePort, startRedis } from "./redis_server.ts";
 import { connectRedis, queueKeys } from "../distributed/redis.ts";
 import { readTiff } from "../io/tiff_read.ts";
 import { TiffStripWriter } from "../io/tiff_strips.ts";
@@ -113,57 +114,6 @@ class Proc {
       this.child.kill(signal);
     } catch { /* already gone */ }
   }
-}
-
-/** A free loopback port (bound, then released). */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = l.addr as Deno.NetAddr;
-  l.close();
-  return port;
-}
-
-/** A redis-server of this test's own on a free loopback port, data in `dir`. */
-async function startRedis(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
-  const port = freePort();
-  const child = new Deno.Command("redis-server", {
-    args: [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--dir",
-      dir,
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  const url = `redis://127.0.0.1:${port}`;
-  const end = performance.now() + 10000;
-  for (;;) {
-    try {
-      (await connectRedis(url, 500)).destroy();
-      break;
-    } catch (e) {
-      if (performance.now() > end) {
-        child.kill("SIGKILL");
-        throw e;
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  return {
-    url,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
 }
 
 /** A temporary folder with the tiny model converted once, and the env for child processes. */
