@@ -108,13 +108,13 @@ export default async function main(): Promise<void> {
           `${(r.blocksCount / (r.blocks / 1000)).toFixed(2)} | ${(single / r.total).toFixed(2)} |`,
       );
     }
-    for (const m of [4, 16, 64]) {
-      const total = plan + oneWorkerBlocks / m + merge;
+    // M machines like this one: each does ceil(blocks / M) blocks at one worker's pace
+    const perBlock = oneWorkerBlocks / one.blocks;
+    for (const m of [4, 8, one.blocks].filter((m) => m <= one.blocks)) {
+      const blocks = Math.ceil(one.blocks / m) * perBlock, total = plan + blocks + merge;
       rows.push(
-        `| ${m} machines (arithmetic) | ${m} | ${fmt(plan)} | ${fmt(oneWorkerBlocks / m)} | ` +
-          `${fmt(merge)} | ${fmt(total)} | ${
-            (one.blocks / (oneWorkerBlocks / m / 1000)).toFixed(2)
-          } | ` +
+        `| ${m} machines (arithmetic) | ${m} | ${fmt(plan)} | ${fmt(blocks)} | ${fmt(merge)} | ` +
+          `${fmt(total)} | ${(one.blocks / (blocks / 1000)).toFixed(2)} | ` +
           `${(single / total).toFixed(2)} |`,
       );
     }
