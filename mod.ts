@@ -159,3 +159,28 @@ export { type ExtraAugmentOptions } from "./train/extra_augment.ts";
 export { learningRates } from "./train/schedule.ts";
 export { AdamW, type AdamWOptions, type AdamWState } from "./train/adamw.ts";
 export { NumpyRandom } from "./core/random.ts";
+export {
+  blockPlanOf,
+  type CreatePlanOptions,
+  createRunPlan,
+  type ImageIdentity,
+  openPlannedImage,
+  type PlannedOptions,
+  readRunPlan,
+  type RunOutput,
+  type RunPlan,
+  writeRunPlan,
+} from "./distributed/run_plan.ts";
+export {
+  type PlannedBlockOptions,
+  type PlannedBlockResult,
+  runPlannedBlock,
+} from "./distributed/block_job.ts";
+export { checkResults, mergeRun, type MergeRunResult } from "./distributed/merge_run.ts";
+export {
+  type CoordinatorOptions,
+  type RedisRunResult,
+  runOnRedis,
+  type RunProgress,
+} from "./distributed/coordinator.ts";
+export { runWorker, type WorkerEvent, type WorkerOptions } from "./distributed/worker.ts";
