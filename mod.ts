@@ -98,13 +98,31 @@ export {
   assembleBlocks,
   type AssembleOptions,
   type BlockJobOptions,
+  type CoreReader,
   imageNormalization,
   segmentBlock,
   segmentLarge,
   type SegmentLargeOptions,
   type SegmentLargeResult,
+  writeMergedLabels,
 } from "./pipeline/segment_large.ts";
 export { openTiff, type TiffSource } from "./io/tiff_lazy.ts";
+export { openImageSource, type OpenSource } from "./io/image_source.ts";
+export {
+  type OmeZarrInfo,
+  type OmeZarrOptions,
+  type OmeZarrSource,
+  openOmeZarr,
+  readOmeZarrInfo,
+} from "./io/ome_zarr.ts";
+export { zarrLabels, type ZarrLabelsOptions } from "./io/zarr_labels.ts";
+export {
+  allLabels,
+  type LabelSink,
+  type LabelTarget,
+  type LabelType,
+  tiffLabels,
+} from "./io/label_sink.ts";
 export { type SampleType, type StripWriterOptions, TiffStripWriter } from "./io/tiff_strips.ts";
 export { readCheckpoint, readCheckpointFile, type StateDict } from "./models/checkpoint.ts";
 export {
@@ -141,3 +159,28 @@ export { type ExtraAugmentOptions } from "./train/extra_augment.ts";
 export { learningRates } from "./train/schedule.ts";
 export { AdamW, type AdamWOptions, type AdamWState } from "./train/adamw.ts";
 export { NumpyRandom } from "./core/random.ts";
+export {
+  blockPlanOf,
+  type CreatePlanOptions,
+  createRunPlan,
+  type ImageIdentity,
+  openPlannedImage,
+  type PlannedOptions,
+  readRunPlan,
+  type RunOutput,
+  type RunPlan,
+  writeRunPlan,
+} from "./distributed/run_plan.ts";
+export {
+  type PlannedBlockOptions,
+  type PlannedBlockResult,
+  runPlannedBlock,
+} from "./distributed/block_job.ts";
+export { checkResults, mergeRun, type MergeRunResult } from "./distributed/merge_run.ts";
+export {
+  type CoordinatorOptions,
+  type RedisRunResult,
+  runOnRedis,
+  type RunProgress,
+} from "./distributed/coordinator.ts";
+export { runWorker, type WorkerEvent, type WorkerOptions } from "./distributed/worker.ts";

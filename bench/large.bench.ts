@@ -21,7 +21,7 @@ function hash(a: number, b: number): number {
 }
 
 /** Writes a side x side uint8 TIFF of bright discs (radius 7..13) on a 32-pixel jittered grid. */
-async function writeBlobs(path: string, side: number): Promise<void> {
+export async function writeBlobs(path: string, side: number): Promise<void> {
   const g = 32;
   const w = await TiffStripWriter.create(path, side, side, Uint8Array);
   const row = new Uint8Array(side);

@@ -38,6 +38,26 @@ const COMMANDS: { name: string; summary: string; load: () => Promise<Command> }[
     load: async () => (await import("./commands/models.ts")).modelsCommand,
   },
   {
+    name: "worker",
+    summary: "run block jobs of `segment --distributed` from a Redis queue until stopped",
+    load: async () => (await import("./commands/worker.ts")).workerCommand,
+  },
+  {
+    name: "plan",
+    summary: "plan a block-wise run of a large image for a job array (SLURM, LSF)",
+    load: async () => (await import("./commands/plan.ts")).planCommand,
+  },
+  {
+    name: "block",
+    summary: "run one block of a planned run (one job array task)",
+    load: async () => (await import("./commands/block.ts")).blockCommand,
+  },
+  {
+    name: "merge",
+    summary: "merge the blocks of a planned run into its label image",
+    load: async () => (await import("./commands/merge.ts")).mergeCommand,
+  },
+  {
     name: "serve",
     summary: "start the local server for the web panel and the Fiji plugin",
     load: async () => (await import("./commands/serve.ts")).serveCommand,
@@ -61,6 +81,8 @@ Examples:
   deno task cellpose train --dir corrected/ --model_name_out my_cells
   deno task cellpose models list
   deno task cellpose serve --port 8000
+  deno task cellpose segment slide.tif --distributed redis://10.0.0.5:6379   (workers:
+  deno task cellpose worker redis://10.0.0.5:6379 on each machine)
 
 Run \`deno task cellpose <command> --help\` for the options of a command.
 Exit codes: 0 all done, 1 some files failed, 2 wrong command line, 3 model missing.

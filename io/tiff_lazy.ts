@@ -1,9 +1,16 @@
 /**
- * Lazy TIFF reading: the first page of a TIFF file opened as an {@link ImageSource} whose regions
- * are decoded on demand (geotiff `readRasters({ window })` on a file-backed source), so only the
- * strips or tiles that a region touches are read and the whole image is never in memory. Sample
- * types are those of {@link readTiff} (8/16/32-bit integers, 16/32/64-bit floats, any geotiff
- * compression); several samples per pixel come back channel-last whatever the planar layout.
+ * Lazy TIFF reading: a TIFF file opened as an {@link ImageSource} whose regions are decoded on
+ * demand (geotiff `readRasters({ window })` on a file-backed source), so only the strips or tiles
+ * that a region touches are read and the whole image is never in memory. Sample types are those
+ * of {@link readTiff} (8/16/32-bit integers, 16/32/64-bit floats, any geotiff compression);
+ * several samples per pixel come back channel-last whatever the planar layout.
+ *
+ * The image read is the full-resolution level: the largest page not marked reduced-resolution
+ * (NewSubfileType bit 0) among the first 64, so a thumbnail stored first and the pyramid levels
+ * stored after it (as pages, or as SubIFDs, which are not pages) are skipped. Pages that follow it
+ * with the same size and type are its series: channels when the OME-XML or ImageJ description
+ * says they are (`SizeC`, `channels=`), read as channels; Z planes or time points are refused
+ * (UNSUPPORTED: this is the 2-D block path).
  *
  * @example
  * ```ts
@@ -15,12 +22,37 @@
  * ```
  * @module
  */
-import { fromFile } from "geotiff";
+import { fromFile, type GeoTIFF, type GeoTIFFImage } from "geotiff";
 import { CellposeError } from "../core/errors.ts";
 import type { NumericArray } from "../core/ndarray.ts";
 import type { ImageArray, ImageSource } from "../core/types.ts";
 import { badFile } from "./loaded.ts";
-import { checkSupported, isTiff, pageInfo } from "./tiff_read.ts";
+import { checkSupported, isTiff, pageAxes, pageInfo, sameSeries } from "./tiff_read.ts";
+
+/** Pages looked at for the full-resolution level. */
+const SCAN_PAGES = 64;
+
+/** The full-resolution page and the pages of its series (see the module doc). */
+async function fullResolution(tiff: GeoTIFF, path: string): Promise<GeoTIFFImage[]> {
+  const count = await tiff.getImageCount();
+  let best: GeoTIFFImage | undefined, bestAt = 0, bestSize = -1;
+  for (let i = 0; i < Math.min(count, SCAN_PAGES); i++) {
+    const img = await tiff.getImage(i);
+    const subfile = Number(img.getFileDirectory().getValue("NewSubfileType") ?? 0);
+    const size = img.getWidth() * img.getHeight();
+    if ((subfile & 1) === 0 && size > bestSize) [best, bestAt, bestSize] = [img, i, size];
+  }
+  if (!best) throw badFile(path, "every page is marked reduced-resolution");
+  const info = pageInfo(best);
+  checkSupported(info, path);
+  const pages = [best];
+  for (let i = bestAt + 1; i < count; i++) {
+    const img = await tiff.getImage(i);
+    if (!sameSeries(info, pageInfo(img))) break;
+    pages.push(img);
+  }
+  return pages;
+}
 
 /** An open TIFF file read region by region; {@link close} releases the file. */
 export interface TiffSource extends ImageSource {
@@ -60,10 +92,32 @@ export async function openTiff(path: string): Promise<TiffSource> {
   } catch (e) {
     throw badFile(path, `corrupt TIFF (${(e as Error).message})`, e);
   }
-  const page = await tiff.getImage(0);
-  const info = pageInfo(page);
-  checkSupported(info, path);
-  const { height, width, samples: channels } = info;
+  let pages: GeoTIFFImage[];
+  try {
+    pages = await fullResolution(tiff, path);
+  } catch (e) {
+    await tiff.close();
+    throw e;
+  }
+  const info = pageInfo(pages[0]);
+  const { height, width, samples } = info;
+  // OME-XML and ImageJ descriptions are on the file's first page
+  const first = await tiff.getImage(0);
+  const description = String(
+    await first.getFileDirectory().loadValue("ImageDescription") ?? "",
+  ).replace(/\0+$/, "");
+  const lead = pages.length > 1 ? pageAxes(description, pages.length) : { axes: "", shape: [] };
+  if (lead.axes !== "" && (lead.axes !== "C" || samples > 1)) {
+    await tiff.close();
+    throw new CellposeError(
+      "UNSUPPORTED",
+      `${path}: a stack of ${pages.length} pages (${lead.axes}YX${samples > 1 ? "S" : ""}); ` +
+        "the large-image path reads one 2-D image (with channels as pages or samples)",
+      lead.axes,
+    );
+  }
+  const used = lead.axes === "C" ? pages.slice(0, lead.shape[0]) : [pages[0]];
+  const channels = used.length * samples;
   return {
     path,
     height,
@@ -79,14 +133,27 @@ export async function openTiff(path: string): Promise<TiffSource> {
           rect,
         );
       }
-      let data: NumericArray;
+      const parts: NumericArray[] = [];
       try {
-        data = await page.readRasters({
-          window: [x0, y0, x1, y1],
-          interleave: true,
-        }) as unknown as NumericArray;
+        for (const page of used) {
+          parts.push(
+            await page.readRasters({
+              window: [x0, y0, x1, y1],
+              interleave: true,
+            }) as unknown as NumericArray,
+          );
+        }
       } catch (e) {
         throw badFile(path, `cannot decode region (${(e as Error).message})`, e);
+      }
+      let data = parts[0];
+      if (parts.length > 1) {
+        // one page per channel: interleave
+        data = new (data.constructor as { new (n: number): NumericArray })(data.length * channels);
+        for (let c = 0; c < channels; c++) {
+          const part = parts[c];
+          for (let i = 0; i < part.length; i++) data[i * channels + c] = part[i];
+        }
       }
       const shape = channels === 1 ? [y1 - y0, x1 - x0] : [y1 - y0, x1 - x0, channels];
       return { data, shape };

@@ -107,13 +107,14 @@ async function checkExtent(img: GeoTIFFImage, fileSize: number, page: number, na
   }
 }
 
-function sameSeries(a: PageInfo, b: PageInfo): boolean {
+/** True when two pages have the same size and sample layout (one series). */
+export function sameSeries(a: PageInfo, b: PageInfo): boolean {
   return a.width === b.width && a.height === b.height && a.samples === b.samples &&
     a.bits === b.bits && a.format === b.format && a.planar === b.planar;
 }
 
 /** Axes and sizes of the page dimensions, from OME-XML, an ImageJ description, or as Z. */
-function pageAxes(description: string, nPages: number): { axes: string; shape: number[] } {
+export function pageAxes(description: string, nPages: number): { axes: string; shape: number[] } {
   const ome = parseOmeXml(description);
   const ij: ImagejSizes | undefined = ome ? undefined : parseImagejDescription(description);
   const meta = ome ? omePageAxes(ome) : ij ? imagejPageAxes(ij) : undefined;

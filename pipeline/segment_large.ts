@@ -1,11 +1,12 @@
 /**
- * Segmentation of 2-D images larger than memory: the image (a TIFF path, read lazily, or any
- * {@link ImageSource}) is cut into blocks with overlapping halos (blocks.ts); each block goes
- * through the normal {@link segment} path (network and dynamics) on its core plus halo; the
- * blocks' labels are merged from their border summaries (merge_labels.ts) and the label image is
- * written as a TIFF strip by strip (uint16, or uint32 past 65535 masks). Core tiles wait in a
- * temporary folder between the block pass and the write pass, so memory is bounded by the block
- * size (plus the summaries, a thin frame per block), not by the image size.
+ * Segmentation of 2-D images larger than memory: the image (a TIFF or OME-Zarr path, read
+ * lazily, or any {@link ImageSource}) is cut into blocks with overlapping halos (blocks.ts); each
+ * block goes through the normal {@link segment} path (network and dynamics) on its core plus
+ * halo; the blocks' labels are merged from their border summaries (merge_labels.ts) and the label
+ * image is written strip by strip as a TIFF, or to any {@link LabelTarget} (uint16, or uint32
+ * past 65535 masks). Core tiles wait in a temporary folder between the block pass and the write
+ * pass, so memory is bounded by the block size (plus the summaries, a thin frame per block), not
+ * by the image size.
  *
  * Normalisation is the whole image's, as in a single pass: one pass over the blocks collects each
  * channel's range and cellpose's strided percentile sample (all pixels up to 224^3), and every
@@ -24,10 +25,17 @@
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import type { ImageSource, NormalizeOptions, Progress } from "../core/types.ts";
-import { openTiff } from "../io/tiff_lazy.ts";
-import { TiffStripWriter, writeAll } from "../io/tiff_strips.ts";
+import { openImageSource } from "../io/image_source.ts";
+import { type LabelTarget, tiffLabels } from "../io/label_sink.ts";
+import { writeAll } from "../io/tiff_strips.ts";
 import { type Block, type BlockOptions, type BlockPlan, planBlocks } from "./blocks.ts";
-import { applyMerge, type BlockOutput, blockOutput, mergeBlocks } from "./merge_labels.ts";
+import {
+  applyMerge,
+  type BlockOutput,
+  blockOutput,
+  mergeBlocks,
+  type MergeResult,
+} from "./merge_labels.ts";
 import { checkFinite, MIN_RANGE, sampleStrides } from "./normalize.ts";
 import { percentiles } from "./percentile.ts";
 import { segment, type SegmentWithModel } from "./segment.ts";
@@ -215,7 +223,8 @@ async function readAt(file: Deno.FsFile, offset: number, out: Uint8Array): Promi
 /**
  * The block machinery without the network: runs `job` on every block of `plan` (in order),
  * spills the core tiles to a temporary folder, merges the summaries and writes the label TIFF
- * strip by strip to `output`. {@link segmentLarge} passes a job that runs {@link segmentBlock};
+ * strip by strip to `output` (a path; or any {@link LabelTarget}, e.g. an OME-Zarr labels group).
+ * {@link segmentLarge} passes a job that runs {@link segmentBlock};
  * a job may as well compute masks from given flows, or fetch results of remote workers.
  *
  * @example
@@ -238,7 +247,7 @@ async function readAt(file: Deno.FsFile, offset: number, out: Uint8Array): Promi
 export async function assembleBlocks(
   plan: BlockPlan,
   job: (block: Block) => Promise<BlockOutput>,
-  output: string,
+  output: string | LabelTarget,
   options: AssembleOptions = {},
 ): Promise<{ nMasks: number; timings: Record<string, number> }> {
   const timings: Record<string, number> = {};
@@ -271,7 +280,15 @@ export async function assembleBlocks(
     const merged = mergeBlocks(plan, summaries);
     summaries.length = 0;
     lap("merge");
-    await writeMerged(plan, merged, tile, output, options.compression);
+    const target = typeof output === "string"
+      ? tiffLabels(output, { compression: options.compression })
+      : output;
+    await writeMergedLabels(plan, merged, async (b, r0, rows) => {
+      const cw = b.core.x1 - b.core.x0, local = new Uint32Array(rows * cw);
+      using f = await Deno.open(tile(b.id));
+      await readAt(f, r0 * cw * 4, new Uint8Array(local.buffer));
+      return local;
+    }, target);
     lap("write");
     return { nMasks: merged.nMasks, timings };
   } finally {
@@ -279,55 +296,67 @@ export async function assembleBlocks(
   }
 }
 
-/** Writes the merged labels row band by row band, reading the core tiles back. */
-async function writeMerged(
+/** Reads `rows` rows of a block's core tile (local labels) from core row `row0` on. */
+export type CoreReader = (block: Block, row0: number, rows: number) => Promise<Uint32Array>;
+
+/**
+ * Writes the merged label image to `target` row band by row band (about 4 M pixels a band):
+ * each block's core rows come from `readCore` and are relabelled by the merge
+ * ({@link applyMerge}). The pixel type is uint16, or uint32 past 65535 masks. On failure the
+ * target is aborted (no partial file is left).
+ *
+ * @example
+ * ```ts
+ * import { writeMergedLabels } from "./segment_large.ts";
+ * import { blockOutput, mergeBlocks } from "./merge_labels.ts";
+ * import { planBlocks } from "./blocks.ts";
+ * import { tiffLabels } from "../io/label_sink.ts";
+ * const plan = planBlocks(2, 4, { blockSize: 2, halo: 0 });
+ * const outs = plan.blocks.map((b) => blockOutput({ data: new Uint8Array(4).fill(1), shape: [2, 2] }, b, plan));
+ * const merged = mergeBlocks(plan, outs.map((o) => o.summary));
+ * await writeMergedLabels(plan, merged, (b, r0, n) => Promise.resolve(outs[b.id].core.data.slice(r0 * 2, (r0 + n) * 2)), tiffLabels("/tmp/two.tif"));
+ * ```
+ */
+export async function writeMergedLabels(
   plan: BlockPlan,
-  merged: ReturnType<typeof mergeBlocks>,
-  tile: (id: number) => string,
-  output: string,
-  compression: "none" | "deflate" | undefined,
+  merged: MergeResult,
+  readCore: CoreReader,
+  target: LabelTarget,
 ): Promise<void> {
   const type = merged.nMasks > 65535 ? Uint32Array : Uint16Array;
-  const writer = await TiffStripWriter.create(output, plan.width, plan.height, type, {
-    compression,
-  });
+  const sink = await target(type, plan.width, plan.height);
   try {
     const band = Math.max(1, Math.floor((1 << 22) / plan.width)); // rows per write, ~4 M pixels
     for (let row = 0; row < plan.rows; row++) {
       const blocks = plan.blocks.slice(row * plan.cols, (row + 1) * plan.cols);
-      const files = await Promise.all(blocks.map((b) => Deno.open(tile(b.id))));
-      try {
-        const { y0, y1 } = blocks[0].core;
-        for (let r0 = 0; r0 < y1 - y0; r0 += band) {
-          const rows = Math.min(band, y1 - y0 - r0);
-          const out = new type(rows * plan.width);
-          for (let k = 0; k < blocks.length; k++) {
-            const b = blocks[k], cw = b.core.x1 - b.core.x0;
-            const local = new Uint32Array(rows * cw);
-            await readAt(files[k], r0 * cw * 4, new Uint8Array(local.buffer));
-            const mapped = new type(rows * cw);
-            applyMerge(local, r0, cw, merged.tables[b.id], merged.paints[b.id], mapped);
-            for (let y = 0; y < rows; y++) {
-              out.set(mapped.subarray(y * cw, (y + 1) * cw), y * plan.width + b.core.x0);
-            }
+      const { y0, y1 } = blocks[0].core;
+      for (let r0 = 0; r0 < y1 - y0; r0 += band) {
+        const rows = Math.min(band, y1 - y0 - r0);
+        const out = new type(rows * plan.width);
+        for (const b of blocks) {
+          const cw = b.core.x1 - b.core.x0;
+          const local = await readCore(b, r0, rows);
+          const mapped = new type(rows * cw);
+          applyMerge(local, r0, cw, merged.tables[b.id], merged.paints[b.id], mapped);
+          for (let y = 0; y < rows; y++) {
+            out.set(mapped.subarray(y * cw, (y + 1) * cw), y * plan.width + b.core.x0);
           }
-          await writer.write(out);
         }
-      } finally {
-        files.forEach((f) => f.close());
+        await sink.write(out);
       }
     }
-    await writer.close();
+    await sink.close();
   } catch (e) {
-    writer.abort();
-    await Deno.remove(output).catch(() => {});
+    await sink.abort();
     throw e;
   }
 }
 
 /**
  * Segments a large 2-D image block by block and writes its label TIFF to `output` (see the module
- * doc). `input` is a TIFF path (first page, read lazily) or an {@link ImageSource}; options are
+ * doc), or to any {@link LabelTarget} (e.g. `zarrLabels` for an OME-Zarr labels group). `input`
+ * is a TIFF or OME-Zarr path (full-resolution level, read lazily, see `openImageSource`) or an
+ * {@link ImageSource}; options are
  * those of {@link segment} (2-D only: no `zAxis`, `do3D` or `stitchThreshold`; `channelAxis` is
  * not used, sources are channel-last) plus `blockSize` [2048] and `halo` [128] (make the halo
  * larger than the largest cell, in image pixels).
@@ -351,7 +380,7 @@ async function writeMerged(
  */
 export async function segmentLarge(
   input: string | ImageSource,
-  output: string,
+  output: string | LabelTarget,
   options: SegmentLargeOptions,
 ): Promise<SegmentLargeResult> {
   if (options.do3D || (options.stitchThreshold ?? 0) > 0 || options.zAxis !== undefined) {
@@ -362,7 +391,7 @@ export async function segmentLarge(
     });
   }
   const t0 = performance.now();
-  const opened = typeof input === "string" ? await openTiff(input) : undefined;
+  const opened = typeof input === "string" ? await openImageSource(input) : undefined;
   const source = opened ?? (input as ImageSource);
   try {
     const plan = planBlocks(source.height, source.width, options);

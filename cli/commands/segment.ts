@@ -23,8 +23,9 @@ import { collectInputs } from "../../io/files.ts";
 import { loadModelForCli, modelOptions } from "../model.ts";
 import { outputOptions, wantsOutput, writeOutputs } from "../outputs.ts";
 import { createProgress } from "../progress.ts";
+import { distributedFlags, segmentDistributed } from "../distributed.ts";
 
-const options = {
+export const options = {
   dir: {
     kind: "string",
     placeholder: "FOLDER",
@@ -168,6 +169,7 @@ const options = {
     description: "256x256 tiles per network call (lower it if the GPU runs out of memory)",
     group: "Segmentation",
   },
+  ...distributedFlags,
   ...modelOptions,
   ...outputOptions,
 } as const;
@@ -175,7 +177,7 @@ const options = {
 type SegmentArgs = Values<typeof options>;
 
 /** Maps the parsed flags to the library's {@link SegmentOptions}. */
-function segmentOptions(v: SegmentArgs): SegmentOptions {
+export function segmentOptions(v: SegmentArgs): SegmentOptions {
   return {
     diameter: v.diameter || undefined,
     flowThreshold: v.flow_threshold,
@@ -260,6 +262,7 @@ async function run(argv: string[]): Promise<number> {
       inputs,
     );
   }
+  if (v.distributed) return await segmentDistributed(inputs, v, segmentOptions(v));
   if (!wantsOutput(v)) {
     throw new CellposeError(
       "BAD_PARAMETER",

@@ -106,8 +106,9 @@ def blocks(page, tile, rows_per_strip):
 
 
 def build(pages, *, compression=1, tile=None, planar=1, bigtiff=False, order="<",
-          description=None, rows_per_strip=5, width=None, bits=None, fmt=None):
-    """pages: list of arrays [H, W] or [H, W, S] (chunky); planar=2 stores samples as planes."""
+          description=None, rows_per_strip=5, width=None, bits=None, fmt=None, subfile=None):
+    """pages: list of arrays [H, W] or [H, W, S] (chunky); planar=2 stores samples as planes;
+    subfile: NewSubfileType per page (1: reduced resolution)."""
     val_size, off_fmt = (8, "Q") if bigtiff else (4, "I")
     cnt_fmt = "Q" if bigtiff else "H"
     entry_size = 20 if bigtiff else 12
@@ -147,6 +148,8 @@ def build(pages, *, compression=1, tile=None, planar=1, bigtiff=False, order="<"
             tags[273] = (16 if bigtiff else 4, offsets)
             tags[278] = (4, [rows_per_strip])
             tags[279] = (16 if bigtiff else 4, counts)
+        if subfile is not None:
+            tags[254] = (4, [subfile[len(ifd_specs)]])
         if description is not None and not ifd_specs:
             tags[270] = (2, description.encode() + b"\0")
         ifd_specs.append(tags)
@@ -220,6 +223,15 @@ if __name__ == "__main__":
     ij = pattern((3, 2, 12, 10), "uint16")
     desc = "ImageJ=1.53t\nimages=6\nchannels=2\nslices=3\nhyperstack=true\nmode=grayscale\n"
     save("imagej_zcyx.tif", build([p for z in ij for p in z], description=desc))
+    # a pyramid stored as pages: 2 channel pages at full resolution, then 2 reduced levels
+    c2 = pattern((2, 30, 40), "uint16")
+    levels = [c2[0], c2[1], c2[0, ::2, ::2], c2[0, ::4, ::4]]
+    desc = "ImageJ=1.53t\nimages=2\nchannels=2\nmode=grayscale\n"
+    save("pyramid_c2_u16.tif", build(levels, compression=8, description=desc,
+                                     subfile=[0, 0, 1, 1]))
+    # a reduced-resolution thumbnail before the image
+    full = pattern((25, 30), "uint8")
+    save("thumb_first_u8.tif", build([full[::4, ::4], full], subfile=[1, 0]))
     # bad files
     save("bad_1bit.tif", build([np.zeros((12, 10), np.uint8)], bits=1, width=10))
     save("bad_zero_width.tif", build([np.zeros((12, 10), np.uint8)], width=0))
