@@ -131,10 +131,9 @@ export {
   type BuiltModel,
   convertCheckpoint,
   type ConvertResult,
-  type CpsamConfig,
-  cpsamConfig,
   writeCpsamOnnx,
 } from "./models/cpsam_graph.ts";
+export { type CpsamConfig, cpsamConfig } from "./models/cpsam_config.ts";
 export { createRunner, gpuAdapterInfo, type RunnerOptions } from "./models/runtime.ts";
 export { initCpsam, type InitOptions } from "./models/cpsam_init.ts";
 export { writeCheckpoint, type WriteCheckpointOptions } from "./models/checkpoint_write.ts";

@@ -9,7 +9,7 @@
  * @example
  * ```ts
  * import { initCpsam } from "./cpsam_init.ts";
- * import { cpsamConfig } from "./cpsam_graph.ts";
+ * import { cpsamConfig } from "./cpsam_config.ts";
  * const sd = initCpsam({ dim: 32, depth: 1, heads: 2, seed: 0 });
  * const cfg = cpsamConfig(sd);
  * if (cfg.dim !== 32 || cfg.depth !== 1 || cfg.heads !== 2) throw new Error("wrong shape");

@@ -24,7 +24,7 @@
  */
 
 /** Element types used here, with their ONNX TensorProto.DataType codes. */
-const ONNX_TYPES = { float32: 1, int32: 6, int64: 7, float16: 10 } as const;
+const ONNX_TYPES = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, float16: 10 } as const;
 /** An element type name. */
 export type OnnxType = keyof typeof ONNX_TYPES;
 
@@ -38,8 +38,10 @@ export type OnnxAttr =
 
 /** One operator application. */
 export interface OnnxNode {
-  /** operator type, e.g. "MatMul" (default domain) */
+  /** operator type, e.g. "MatMul" */
   op: string;
+  /** operator set domain (default: the ONNX domain), e.g. "com.microsoft" */
+  domain?: string;
   /** input value names ("" for an omitted optional input) */
   inputs: string[];
   /** output value names */
@@ -176,6 +178,7 @@ function nodeProto(n: OnnxNode): Message {
   for (const o of n.outputs) m.string(2, o);
   if (n.name) m.string(3, n.name);
   m.string(4, n.op);
+  if (n.domain) m.string(7, n.domain);
   for (const [k, a] of Object.entries(n.attrs ?? {})) m.message(5, attrProto(k, a));
   return m;
 }
@@ -190,7 +193,8 @@ function valueInfoProto(v: OnnxValueInfo): Message {
 }
 
 /**
- * Encodes a model (IR version 8, default-domain opset `opset`) to ONNX protobuf bytes.
+ * Encodes a model (IR version 8, default-domain opset `opset`, plus the operator set `domains`
+ * its nodes use) to ONNX protobuf bytes.
  *
  * @example
  * ```ts
@@ -201,7 +205,12 @@ function valueInfoProto(v: OnnxValueInfo): Message {
  * ```
  */
 export function encodeModel(
-  model: { opset: number; graph: OnnxGraph; producer?: string },
+  model: {
+    opset: number;
+    graph: OnnxGraph;
+    producer?: string;
+    domains?: { domain: string; version: number }[];
+  },
 ): Uint8Array {
   const g = new Message();
   for (const n of model.graph.nodes) g.message(1, nodeProto(n));
@@ -211,5 +220,8 @@ export function encodeModel(
   for (const v of model.graph.outputs) g.message(12, valueInfoProto(v));
   const m = new Message().int(1, 8).string(2, model.producer ?? "cellpose-deno");
   m.message(7, g).message(8, new Message().string(1, "").int(2, model.opset));
+  for (const d of model.domains ?? []) {
+    m.message(8, new Message().string(1, d.domain).int(2, d.version));
+  }
   return m.concat();
 }

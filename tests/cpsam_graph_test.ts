@@ -1,7 +1,8 @@
 import { join } from "node:path";
 import { CellposeError } from "../core/errors.ts";
 import { readCheckpointFile, type StateDict } from "../models/checkpoint.ts";
-import { buildCpsamOnnx, convertCheckpoint, cpsamConfig } from "../models/cpsam_graph.ts";
+import { cpsamConfig } from "../models/cpsam_config.ts";
+import { buildCpsamOnnx, convertCheckpoint } from "../models/cpsam_graph.ts";
 import { createRunner } from "../models/runtime.ts";
 import { assert, assertEquals, assertThrows } from "./assert.ts";
 import { fixture, FIXTURES } from "./fixtures.ts";

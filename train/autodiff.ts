@@ -27,12 +27,8 @@
  * @module
  */
 import { CellposeError } from "../core/errors.ts";
-import {
-  encodeModel,
-  type OnnxAttr,
-  type OnnxNode,
-  type OnnxTensor,
-} from "../models/onnx_proto.ts";
+import { GraphBuilder } from "../models/onnx_builder.ts";
+import type { OnnxAttr } from "../models/onnx_proto.ts";
 
 /** A float32 value in the graph: its name, static shape, and whether gradients flow into it. */
 export interface Value {
@@ -73,22 +69,14 @@ function broadcastShape(a: readonly number[], b: readonly number[]): number[] {
 
 /** Builds a float32 ONNX graph with a recorded backward pass. */
 export class Graph {
-  /** nodes in topological order */
-  readonly nodes: OnnxNode[] = [];
-  /** constant tensors */
-  readonly initializers: OnnxTensor[] = [];
+  /** the nodes and constants (models/onnx_builder.ts) */
+  readonly builder: GraphBuilder = new GraphBuilder("float32");
   /** graph inputs */
   readonly inputs: Value[] = [];
   private readonly records: Record[] = [];
-  private readonly intConsts = new Map<string, string>();
   private readonly scalars = new Map<number, Value>();
   /** true while VJPs emit the backward pass (nothing is recorded then) */
   private inBackward = false;
-  private count = 0;
-
-  private fresh(op: string): string {
-    return `${op.toLowerCase()}_${this.count++}`;
-  }
 
   private emit(
     op: string,
@@ -97,9 +85,7 @@ export class Graph {
     grad: boolean,
     attrs?: globalThis.Record<string, OnnxAttr>,
   ): Value {
-    const name = this.fresh(op);
-    this.nodes.push({ op, inputs, outputs: [name], name, attrs });
-    return { name, shape: [...shape], grad };
+    return { name: this.builder.op(op, inputs, attrs), shape: [...shape], grad };
   }
 
   private record(out: Value, inputs: Value[], vjp: Vjp): Value {
@@ -115,19 +101,15 @@ export class Graph {
   }
 
   /** A float32 constant. */
-  constant(data: Float32Array, shape: readonly number[], name = this.fresh("const")): Value {
+  constant(data: Float32Array, shape: readonly number[], name?: string): Value {
+    name ??= this.builder.fresh("const");
     if (data.length !== numel(shape)) {
       throw new CellposeError(
         "BAD_SHAPE",
         `constant ${name}: ${data.length} values for [${shape}]`,
       );
     }
-    this.initializers.push({
-      name,
-      type: "float32",
-      dims: [...shape],
-      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-    });
+    this.builder.weight(name, [...shape], () => data);
     return { name, shape: [...shape], grad: false };
   }
 
@@ -140,20 +122,7 @@ export class Graph {
 
   /** An int64 constant (shared between nodes that use the same values). */
   private ints(values: readonly number[]): string {
-    const key = values.join(",");
-    let name = this.intConsts.get(key);
-    if (!name) {
-      name = this.fresh("ints");
-      const b = new BigInt64Array(values.map(BigInt));
-      this.initializers.push({
-        name,
-        type: "int64",
-        dims: [values.length],
-        data: new Uint8Array(b.buffer),
-      });
-      this.intConsts.set(key, name);
-    }
-    return name;
+    return this.builder.ints(values);
   }
 
   // ---- shape operators ------------------------------------------------------------------
@@ -396,16 +365,12 @@ export class Graph {
     const d = x.shape[x.shape.length - 1];
     const ones = this.constant(new Float32Array(d).fill(1), [d]);
     const zeros = this.constant(new Float32Array(d), [d]);
-    const xhat = this.fresh("xhat");
-    const mean = this.fresh("mean");
-    const inv = this.fresh("invstd");
-    this.nodes.push({
-      op: "LayerNormalization",
-      inputs: [x.name, ones.name, zeros.name],
-      outputs: [xhat, mean, inv],
-      name: xhat,
-      attrs: { axis: { i: -1 }, epsilon: { f: eps } },
-    });
+    const [xhat, , inv] = this.builder.node(
+      "LayerNormalization",
+      [x.name, ones.name, zeros.name],
+      { axis: { i: -1 }, epsilon: { f: eps } },
+      3,
+    );
     const xh: Value = { name: xhat, shape: x.shape, grad: false };
     const invstd: Value = { name: inv, shape: [...x.shape.slice(0, -1), 1], grad: false };
     const y = this.emit(
@@ -574,20 +539,12 @@ export class Graph {
   }
 
   /** Encodes the graph with `outputs` as its outputs, named `names`. */
-  encode(outputs: readonly Value[], names: readonly string[], opset = 17): Uint8Array {
-    const nodes = [...this.nodes];
-    outputs.forEach((v, i) => {
-      nodes.push({ op: "Identity", inputs: [v.name], outputs: [names[i]], name: names[i] });
-    });
-    return encodeModel({
-      opset,
-      graph: {
-        name: "cellpose_deno_training",
-        nodes,
-        initializers: this.initializers,
-        inputs: this.inputs.map((v) => ({ name: v.name, type: "float32", shape: [...v.shape] })),
-        outputs: outputs.map((v, i) => ({ name: names[i], type: "float32", shape: [...v.shape] })),
-      },
+  encode(outputs: readonly Value[], names: readonly string[]): Uint8Array {
+    outputs.forEach((v, i) => this.builder.output(v.name, names[i]));
+    return this.builder.encode({
+      name: "cellpose_deno_training",
+      inputs: this.inputs.map((v) => ({ name: v.name, type: "float32", shape: [...v.shape] })),
+      outputs: outputs.map((v, i) => ({ name: names[i], type: "float32", shape: [...v.shape] })),
     });
   }
 }

@@ -28,7 +28,8 @@
  */
 import { CellposeError } from "../core/errors.ts";
 import type { StateDict } from "../models/checkpoint.ts";
-import { type CpsamConfig, cpsamConfig } from "../models/cpsam_graph.ts";
+import { type CpsamConfig, cpsamConfig } from "../models/cpsam_config.ts";
+import { relPosGather } from "../models/cpsam_fold.ts";
 import { Graph, type Value } from "./autodiff.ts";
 
 /** State-dict keys cellpose does not train. */
@@ -63,37 +64,6 @@ export interface TrainGraph {
   batch: number;
   /** whether the graph takes the `drop` input */
   rdrop: boolean;
-}
-
-/**
- * Row weights of PyTorch's `F.interpolate(mode="linear", align_corners=False)` from `n` to
- * `L` rows, gathered at the relative offsets `q - k + G - 1`: a `[G * G, n]` matrix `C` with
- * `C @ rel_pos` = `get_rel_pos(G, G, rel_pos)` as `[(q, k), headDim]`.
- */
-function relPosGather(n: number, G: number): Float32Array {
-  const L = 2 * G - 1;
-  const interp = new Float64Array(L * n);
-  if (n === L) {
-    for (let i = 0; i < L; i++) interp[i * n + i] = 1;
-  } else {
-    const scale = Math.fround(n / L);
-    for (let i = 0; i < L; i++) {
-      const src = Math.max(0, Math.fround(scale * (i + 0.5) - 0.5));
-      const i0 = Math.min(Math.floor(src), n - 1);
-      const i1 = Math.min(i0 + 1, n - 1);
-      const w = Math.fround(src - i0);
-      interp[i * n + i0] += Math.fround(1 - w);
-      interp[i * n + i1] += w;
-    }
-  }
-  const out = new Float32Array(G * G * n);
-  for (let q = 0; q < G; q++) {
-    for (let k = 0; k < G; k++) {
-      const r = q - k + G - 1;
-      out.set(interp.subarray(r * n, (r + 1) * n), (q * G + k) * n);
-    }
-  }
-  return out;
 }
 
 /**

@@ -19,7 +19,7 @@ import { CellposeError } from "../core/errors.ts";
 import type { NdArray } from "../core/ndarray.ts";
 import { NumpyRandom } from "../core/random.ts";
 import { readCheckpointFile, type StateDict } from "../models/checkpoint.ts";
-import { type CpsamConfig, cpsamConfig } from "../models/cpsam_graph.ts";
+import { type CpsamConfig, cpsamConfig } from "../models/cpsam_config.ts";
 import { buildTrainGraph, FROZEN_KEYS, type TrainGraph } from "./cpsam_train_graph.ts";
 import { type GraphSession, openGraphSession, type TrainDevice } from "./session.ts";
 
