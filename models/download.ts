@@ -92,7 +92,8 @@ function manualHint(url: string, dest: string): string {
   return `\nTo get the file by hand:\n` +
     `  1. on a machine with internet access, download ${url}\n` +
     `  2. copy it to ${dest}\n` +
-    `     or run with --pretrained_model /path/to/${basename(dest)}`;
+    `     or run with --pretrained_model /path/to/${basename(dest)}\n` +
+    `Or segment nuclei now with the model shipped with cellpose-deno: --pretrained_model nuclei`;
 }
 
 interface Attempt {

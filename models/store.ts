@@ -25,6 +25,7 @@
 import { createHash } from "node:crypto";
 import { homedir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { CellposeError } from "../core/errors.ts";
 import { readChecksumFile, sha256File } from "./checksum.ts";
 import { downloadFile, type DownloadResult, type ModelProgress } from "./download.ts";
@@ -50,6 +51,20 @@ const OFFICIAL_MODEL_URL = "https://huggingface.co/mouseland/cellpose-sam/resolv
 export const MODEL_REGISTRY: Readonly<Record<string, RegistryEntry>> = {
   cpsam: { url: `${OFFICIAL_MODEL_URL}/cpsam` },
 };
+
+/**
+ * Models shipped with cellpose-deno, trained by the project itself: `pretrained/<name>/<name>.pt`
+ * (a cellpose state dict; its model card `pretrained/<name>/README.md`). They resolve with no
+ * network and no cache; a file of the same name in the cache takes precedence.
+ */
+export const BUNDLED_MODELS: readonly string[] = ["nuclei"];
+
+/** Path of bundled model `name` in this checkout, or `undefined` when it is not one. */
+export function bundledModelPath(name: string): string | undefined {
+  if (!BUNDLED_MODELS.includes(name)) return undefined;
+  const url = new URL(`../pretrained/${name}/${name}.pt`, import.meta.url);
+  return url.protocol === "file:" ? fileURLToPath(url) : undefined;
+}
 
 /** Options shared by the store functions. */
 export interface StoreOptions {
@@ -201,6 +216,8 @@ export async function resolveModel(
     for (const file of [pathOrName, `${pathOrName}.onnx`]) {
       if (await statFile(join(cache, file))) return located(join(cache, file));
     }
+    const bundled = bundledModelPath(pathOrName);
+    if (bundled && await statFile(bundled)) return located(bundled);
     const downloadable = MODEL_REGISTRY[pathOrName] !== undefined ||
       !!(options.baseUrl ?? Deno.env.get("CELLPOSE_MODEL_URL"));
     if (downloadable && options.download !== false) {
@@ -212,7 +229,9 @@ export async function resolveModel(
     "MODEL_NOT_FOUND",
     names
       ? `model "${pathOrName}" is neither a file nor a model in the cache ${cache} ` +
-        `(models there or downloadable: ${cached.join(", ") || "none"}). Pass the path of a ` +
+        `(models there, shipped or downloadable: ${
+          cached.join(", ") || "none"
+        }). Pass the path of a ` +
         `cellpose checkpoint or .onnx file, or copy the model file into ${cache}.`
       : `model file ${resolve(expanded)} not found. Pass the path of a cellpose checkpoint ` +
         `(cpsam or a fine-tuned model) or an .onnx file, or a model name from ` +
@@ -282,13 +301,22 @@ export async function convertedPath(
   precision: Precision,
   options: StoreOptions = {},
 ): Promise<string> {
+  const path = convertedLocation(checkpoint, precision, options);
+  await Deno.mkdir(dirname(path), { recursive: true });
+  return path;
+}
+
+/** {@link convertedPath} without creating its folder (for listing). */
+function convertedLocation(
+  checkpoint: string,
+  precision: Precision,
+  options: StoreOptions,
+): string {
   const file = `${modelName(checkpoint)}${precision === "fp16" ? "-fp16" : ""}.onnx`;
   const dir = dirname(resolve(checkpoint));
   if (dir === resolve(cacheOf(options))) return join(dir, file);
   const tag = createHash("sha256").update(dir).digest("hex").slice(0, 8);
-  const fallback = join(cacheOf(options), "converted", tag);
-  await Deno.mkdir(fallback, { recursive: true });
-  return join(fallback, file);
+  return join(cacheOf(options), "converted", tag, file);
 }
 
 /** A converted variant of a model, as listed by {@link listModels}. */
@@ -309,8 +337,10 @@ export interface ModelInfo {
   path: string;
   /** a torch checkpoint, or an ONNX network copied into the cache on its own */
   kind: "checkpoint" | "onnx";
-  /** the file is in the cache */
+  /** the file is in the cache, or shipped with cellpose-deno */
   downloaded: boolean;
+  /** shipped with cellpose-deno (`pretrained/<name>/`), see {@link BUNDLED_MODELS} */
+  bundled?: boolean;
   /** file size in bytes, when downloaded or known */
   size?: number;
   /** download URL for registry models */
@@ -326,14 +356,10 @@ export interface ModelInfo {
 const NOT_MODELS = /\.(data|json|sha256|part|npy)$|^\./;
 
 async function variantOf(
-  checkpoint: string,
+  path: string,
   info: Deno.FileInfo,
   precision: Precision,
 ): Promise<ModelVariant | undefined> {
-  const path = join(
-    dirname(checkpoint),
-    `${modelName(checkpoint)}${precision === "fp16" ? "-fp16" : ""}.onnx`,
-  );
   const onnx = await statFile(path);
   if (!onnx) return undefined;
   const data = await statFile(`${path}.data`);
@@ -374,7 +400,7 @@ export async function listModels(options: StoreOptions = {}): Promise<ModelInfo[
     const kind = file.endsWith(".onnx") ? "onnx" : "checkpoint";
     const variants = [];
     for (const p of kind === "checkpoint" ? ["fp32", "fp16"] as const : []) {
-      const v = await variantOf(path, info, p);
+      const v = await variantOf(convertedLocation(path, p, { cacheDir: cache }), info, p);
       if (v) variants.push(v);
     }
     models.set(name, {
@@ -385,6 +411,26 @@ export async function listModels(options: StoreOptions = {}): Promise<ModelInfo[
       size: info.size,
       url: MODEL_REGISTRY[name]?.url,
       sha256: (await readChecksumFile(path)) ?? MODEL_REGISTRY[name]?.sha256,
+      converted: variants.length > 0,
+      variants,
+    });
+  }
+  for (const name of BUNDLED_MODELS) {
+    const path = bundledModelPath(name);
+    const info = path && !models.has(name) ? await statFile(path) : undefined;
+    if (!path || !info) continue;
+    const variants = [];
+    for (const p of ["fp32", "fp16"] as const) {
+      const v = await variantOf(convertedLocation(path, p, { cacheDir: cache }), info, p);
+      if (v) variants.push(v);
+    }
+    models.set(name, {
+      name,
+      path,
+      kind: "checkpoint",
+      downloaded: true,
+      bundled: true,
+      size: info.size,
       converted: variants.length > 0,
       variants,
     });

@@ -1,6 +1,6 @@
 /**
  * The panel's client for the cellpose-deno server's /v1 API: submit, progress events, results,
- * cancel, models, and the viewer bridge (Fiji/ImageJ).
+ * cancel, models (list, switch), and the viewer bridge (Fiji/ImageJ).
  *
  * @example
  * ```ts
@@ -77,6 +77,17 @@ export class ServerApi {
     for (const [k, v] of Object.entries(params)) form.set(k, String(v));
     form.set("image", file, name);
     return await (await this.req("/v1/segment", { method: "POST", body: form })).json();
+  }
+
+  /** Names of the models the server can load (its cache, shipped and downloadable models). */
+  async models(): Promise<string[]> {
+    const body = await (await this.req("/v1/models")).json();
+    return (body.models ?? []).map((m: { name: string }) => m.name);
+  }
+
+  /** Makes the server load model `name` for the next jobs; resolves once it is loaded. */
+  async useModel(name: string): Promise<void> {
+    await this.req(`/v1/models/${encodeURIComponent(name)}/load`, { method: "POST" });
   }
 
   /** Current status of a job. */

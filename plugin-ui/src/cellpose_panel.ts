@@ -162,6 +162,8 @@ export class CellposePanel extends LitElement {
     hover: { state: true },
     viewers: { state: true },
     health: { state: true },
+    models: { state: true },
+    model: { state: true },
     nMasks: { state: true },
     over: { state: true },
   };
@@ -180,6 +182,9 @@ export class CellposePanel extends LitElement {
   declare hover: { x: number; y: number; label: number } | null;
   declare viewers: Viewer[];
   declare health: string;
+  /** models the server offers, and the one it has loaded (or is loading) */
+  declare models: string[];
+  declare model: string;
   declare nMasks: number;
   declare over: boolean;
   private file: { blob: Blob; name: string } | null = null;
@@ -201,6 +206,8 @@ export class CellposePanel extends LitElement {
     this.hover = null;
     this.viewers = [];
     this.health = "";
+    this.models = [];
+    this.model = "";
     this.nMasks = 0;
     this.over = false;
   }
@@ -222,10 +229,25 @@ export class CellposePanel extends LitElement {
       this.health = `server ok · model ${model?.name ?? "none"} (${model?.state ?? "?"}) · device ${
         device?.network ?? "not loaded yet"
       }`;
+      this.model = model?.name ?? "";
+      this.models = await this.api.models().catch(() => []);
       this.viewers = await this.api.viewers().catch(() => []);
     } catch (e) {
       this.health = `server not reachable at ${this.server}: ${(e as Error).message}`;
     }
+  }
+
+  /** Switches the server's model (the shipped `nuclei`, `cpsam`, a fine-tuned one). */
+  async useModel(name: string): Promise<void> {
+    this.error = "";
+    this.model = name;
+    this.health = `loading model ${name} ...`;
+    try {
+      await this.api.useModel(name);
+    } catch (e) {
+      this.error = `model ${name}: ${(e as Error).message}`;
+    }
+    await this.refreshServer();
   }
 
   /** Opens an image file (also used by tests and by drag and drop). */
@@ -418,6 +440,12 @@ export class CellposePanel extends LitElement {
             }</div>`
             : nothing}
         </section>
+        ${this.models.length
+          ? html`<label>Model <select aria-label="Model" @change=${(e: Event) =>
+            this.useModel((e.target as HTMLSelectElement).value)}>${
+            this.models.map((m) => html`<option .selected=${m === this.model}>${m}</option>`)
+          }</select></label>`
+          : nothing}
         <section>
           <h2>Parameters</h2>
           <cellpose-params></cellpose-params>
