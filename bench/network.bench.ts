@@ -2,15 +2,21 @@
  * The full-size cpsam network (24 blocks, width 1024, 16 heads; shapes from
  * shared/fixtures/cpsam-state-dict.txt) with random weights: conversion time, then one 256 x 256
  * tile per backend, each in its own process (so peak RSS is per backend): seconds per tile,
- * tiles/s, peak RSS (VmHWM), fp16 against fp32, and the ratio to PyTorch's CPU time per tile
- * (MANIFEST `cpu_baseline_fullsize_tile_seconds`). WebGPU on a software adapter takes minutes:
- * it runs only with `CELLPOSE_BENCH_WEBGPU=1`.
+ * tiles/s, peak RSS (VmHWM), fp16 and int8 against fp32, and the ratio to PyTorch's CPU time per
+ * tile (MANIFEST `cpu_baseline_fullsize_tile_seconds`). WebGPU on a software adapter takes
+ * minutes: it runs only with `CELLPOSE_BENCH_WEBGPU=1`.
+ *
+ * Then fp32 against int8 on the CPU, side by side and back to back, for the tiny test network,
+ * the 128/4/4 shape of the default `nuclei` model, a 256/6/8 network and cpsam (1024/24/16,
+ * `initCpsam`): s/tile, tiles/s, peak RSS, int8 / fp32, ratio to cpsam fp32 and to PyTorch.
  *
  * @module
  */
 import { join } from "node:path";
 import type { StateDict } from "../models/checkpoint.ts";
+import { readCheckpointFile } from "../models/checkpoint.ts";
 import { writeCpsamOnnx } from "../models/cpsam_graph.ts";
+import { initCpsam } from "../models/cpsam_init.ts";
 import { createRunner } from "../models/runtime.ts";
 import { FIXTURES, manifest } from "../tests/fixtures.ts";
 
@@ -126,6 +132,80 @@ const maxAbsDiff = (a: number[], b: number[]) => {
   return m;
 };
 
+/** The fastest warm run (the first run includes one-time allocations). */
+function warmBest(r: ChildResult): { s: number; cpuS: number } {
+  const warm = r.runS.length > 1 ? r.runS.slice(1) : r.runS;
+  const best = r.runS.indexOf(Math.min(...warm));
+  return { s: r.runS[best], cpuS: r.cpuS[best] };
+}
+
+/**
+ * fp32 against int8 on the CPU per model, each precision in its own process, int8 right after
+ * fp32; the cpsam row reuses the runs of the table above (the same network).
+ */
+async function int8Table(
+  dir: string,
+  cpsam: Record<string, ChildResult | string>,
+  torchBest: number,
+) {
+  const threads = navigator.hardwareConcurrency;
+  const rows: [string, Record<string, ChildResult | string>][] = [];
+  const small: [string, () => Promise<StateDict>][] = [
+    ["tiny (64/2/4, test fixture)", () => readCheckpointFile(join(FIXTURES, "tiny-cpsam.pt"))],
+    ["nuclei shape (128/4/4)", () => Promise.resolve(initCpsam({ dim: 128, depth: 4, heads: 4 }))],
+    ["256/6/8", () => Promise.resolve(initCpsam({ dim: 256, depth: 6, heads: 8 }))],
+  ];
+  for (const [label, make] of small) {
+    const sd = await make();
+    const runs: Record<string, ChildResult | string> = {};
+    for (const precision of ["fp32", "int8"] as const) {
+      const path = join(dir, `${label.split(" ")[0]}-${precision}.onnx`);
+      await writeCpsamOnnx(sd, path, { precision });
+      runs[precision] = await runChild(path, "cpu", threads, 6, 120);
+    }
+    rows.push([label, runs]);
+  }
+  rows.push(["cpsam (1024/24/16, table above)", cpsam]);
+  const ref = cpsam.fp32;
+  const cpsamS = typeof ref === "string" ? NaN : warmBest(ref).s;
+  console.log(
+    `\nfp32 vs int8 (cpu, ${threads} threads, back to back; load ${
+      Deno.loadavg()[0].toFixed(1)
+    }):\n`,
+  );
+  console.log(
+    "| model | fp32 s / tile | int8 s / tile | int8 / fp32 | fp32 tiles / s | int8 tiles / s | " +
+      "peak RSS MiB fp32 / int8 | int8 vs cpsam fp32 | int8 vs PyTorch best | max abs diff |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  for (const [label, runs] of rows) {
+    const [a, b] = [runs.fp32, runs.int8];
+    if (typeof a === "string" || typeof b === "string" || !a || !b) {
+      console.log(`| ${label} | ${a ?? "-"} | ${b ?? "-"} |${" - |".repeat(7)}`);
+      continue;
+    }
+    const [f, q] = [warmBest(a).s, warmBest(b).s];
+    const cells = [
+      label,
+      f.toFixed(3),
+      q.toFixed(3),
+      `${(q / f).toFixed(2)}x`,
+      (1 / f).toFixed(2),
+      (1 / q).toFixed(2),
+      `${a.peakRssMiB.toFixed(0)} / ${b.peakRssMiB.toFixed(0)}`,
+      `${(q / cpsamS).toFixed(3)}x`,
+      `${(q / torchBest).toFixed(3)}x`,
+      maxAbsDiff(a.output, b.output).toExponential(1),
+    ];
+    console.log(`| ${cells.join(" | ")} |`);
+  }
+  console.log(
+    "\nGoal: cpsam int8 <= 0.2x PyTorch fp32. int8: the linear layers' weights in int8 (per " +
+      "column), activations quantised per tensor at run time (DynamicQuantizeMatMul); attention " +
+      "products, convolutions and the readout stay fp32.",
+  );
+}
+
 /** Prints the benchmark table. */
 export default async function networkBench() {
   const withGpu = Deno.env.get("CELLPOSE_BENCH_WEBGPU") === "1";
@@ -140,7 +220,7 @@ export default async function networkBench() {
     const models: Record<string, string> = {};
     const convS: Record<string, number> = {};
     const sizes: Record<string, number> = {};
-    for (const precision of ["fp32", "fp16"] as const) {
+    for (const precision of ["fp32", "fp16", "int8"] as const) {
       t = performance.now();
       const r = await writeCpsamOnnx(sd, join(dir, `cpsam-${precision}.onnx`), { precision });
       convS[precision] = (performance.now() - t) / 1000;
@@ -154,11 +234,12 @@ export default async function networkBench() {
       } s ` +
         `(${sizes.fp32.toFixed(0)} MiB), fp16 ${convS.fp16.toFixed(1)} s (${
           sizes.fp16.toFixed(0)
-        } MiB); ` +
+        } MiB), int8 ${convS.int8.toFixed(1)} s (${sizes.int8.toFixed(0)} MiB); ` +
         `${navigator.hardwareConcurrency} cores, load ${Deno.loadavg()[0].toFixed(1)}\n`,
     );
     const cases: [string, string, Backend, number, number, number][] = [
       ["cpu (onnxruntime-node)", "fp32", "cpu", navigator.hardwareConcurrency, 3, 300],
+      ["cpu (onnxruntime-node)", "int8", "cpu", navigator.hardwareConcurrency, 3, 300],
       ["cpu (onnxruntime-node)", "fp16", "cpu", navigator.hardwareConcurrency, 3, 300],
       ["wasm, 1 thread", "fp32", "wasm", 1, 1, 500],
       ["wasm, 2 threads", "fp32", "wasm", 2, 1, 300],
@@ -179,16 +260,15 @@ export default async function networkBench() {
     );
     console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let reference: number[] | undefined;
+    const cpuRuns: Record<string, ChildResult | string> = {};
     for (const [label, precision, device, threads, runs, timeoutS] of cases) {
       const r = await runChild(models[precision], device, threads, runs, timeoutS);
+      if (device === "cpu") cpuRuns[precision] = r;
       if (typeof r === "string") {
         console.log(`| ${label} | ${precision} | ${threads} | - | ${r} |${" - |".repeat(7)}`);
         continue;
       }
-      // the fastest warm run (the first run includes one-time allocations)
-      const warm = r.runS.length > 1 ? r.runS.slice(1) : r.runS;
-      const best = r.runS.indexOf(Math.min(...warm));
-      const [s, cpuS] = [r.runS[best], r.cpuS[best]];
+      const { s, cpuS } = warmBest(r);
       reference ??= r.output;
       const cells = [
         label,
@@ -212,6 +292,7 @@ export default async function networkBench() {
         `(${Deno.loadavg()[0].toFixed(1)} now); CPU s / threads is the wall time an idle machine ` +
         "would give with perfect scaling.",
     );
+    await int8Table(dir, cpuRuns, torchBest);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -11,7 +11,11 @@
  * to each query and constant one-hot rows to the keys, so the graph uses only MatMul, Softmax,
  * LayerNormalization, Erf, Conv and shape operators (all supported by onnxruntime's CPU, wasm and
  * WebGPU providers). The fp16 variant stores weights and computes in float16 with float32 input
- * and output.
+ * and output. The int8 variant (for CPUs) stores the linear layers' weights (qkv, proj, MLP,
+ * neck 1x1) as int8 with per-column scales and runs them as onnxruntime's `com.microsoft`
+ * `DynamicQuantizeMatMul` (activations quantised to uint8 per tensor at run time, bias fused;
+ * VNNI / AMX kernels where the CPU has them); attention products, convolutions, the readout and
+ * normalisations stay fp32.
  *
  * @example
  * ```ts
@@ -24,11 +28,12 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import { CellposeError } from "../core/errors.ts";
 import { readCheckpointFile, type StateDict } from "./checkpoint.ts";
 import { type CpsamConfig, cpsamConfig, stateTensor } from "./cpsam_config.ts";
 import { foldReadout, relOneHot, relPosTable, transpose2d } from "./cpsam_fold.ts";
 import { type FloatType, GraphBuilder } from "./onnx_builder.ts";
+import { quantizeColumns } from "./quantize.ts";
+import { checkPrecision, type Precision } from "./precision.ts";
 import {
   externalBytes,
   type ExternalLayout,
@@ -38,8 +43,11 @@ import {
 
 /** Options of {@link buildCpsamOnnx}. */
 export interface BuildOptions {
-  /** weights and compute in float32, or float16 (input and output stay float32) */
-  precision: "fp32" | "fp16";
+  /**
+   * weights and compute in float32; or float16 (input and output stay float32); or int8
+   * weights for the linear layers with activations quantised at run time (CPU)
+   */
+  precision: Precision;
   /**
    * file name (relative to the model) of an external data file for the weights; without it,
    * weights are stored inside the model (fine up to the 2 GB protobuf limit)
@@ -57,7 +65,12 @@ export interface BuiltModel {
 
 const LN_EPS = 1e-6;
 
-function graphOf(sd: StateDict, c: CpsamConfig, ftype: FloatType): GraphBuilder {
+/** onnxruntime's contrib operator domain (DynamicQuantizeMatMul) */
+const MS = "com.microsoft";
+
+function graphOf(sd: StateDict, c: CpsamConfig, precision: Precision): GraphBuilder {
+  const ftype: FloatType = precision === "fp16" ? "float16" : "float32";
+  const int8 = precision === "int8";
   const g = new GraphBuilder(ftype);
   const { dim, heads, headDim: d, grid: G, patch: p } = c;
   const N = G * G;
@@ -96,10 +109,36 @@ function graphOf(sd: StateDict, c: CpsamConfig, ftype: FloatType): GraphBuilder 
 
   const ln = (v: string, w: string, b: string) =>
     g.op("LayerNormalization", [v, w, b], { axis: { i: -1 }, epsilon: { f: LN_EPS } });
+  /** `v @ W + b` with `W [cols, rows]`: in float, or with int8 weights and dynamically quantised `v` */
+  const dense = (
+    v: string,
+    name: string,
+    [cols, rows]: [number, number],
+    w: () => Float32Array,
+    b?: () => Float32Array,
+  ) => {
+    const bias = b && g.weight(`${name}.bias`, [rows], b);
+    if (!int8) {
+      const y = g.op("MatMul", [v, g.weight(`${name}.weight`, [cols, rows], w)]);
+      return bias ? g.op("Add", [y, bias]) : y;
+    }
+    // the quantised weight and its scales are written one after the other: computed once
+    let q: ReturnType<typeof quantizeColumns> | undefined;
+    const quantized = () => (q ??= quantizeColumns(w(), cols, rows));
+    const wq = g.tensor(`${name}.weight_int8`, "int8", [cols, rows], () => {
+      const r = quantized().q;
+      return new Uint8Array(r.buffer, r.byteOffset, r.byteLength);
+    });
+    const ws = g.weight(`${name}.weight_scale`, [rows], () => {
+      const r = quantized().scale;
+      q = undefined;
+      return r;
+    });
+    return g.op("DynamicQuantizeMatMul", [v, wq, ws, "", bias ?? ""], undefined, MS);
+  };
   const linear = (v: string, name: string, key: string, rows: number, cols: number) => {
     const w = stateTensor(sd, `${key}.weight`);
-    const y = g.op("MatMul", [v, g.weight(`${name}.weight`, [cols, rows], () => transpose2d(w))]);
-    return g.op("Add", [y, g.weight(`${name}.bias`, [rows], t(`${key}.bias`))]);
+    return dense(v, name, [cols, rows], () => transpose2d(w), t(`${key}.bias`));
   };
 
   for (let i = 0; i < c.depth; i++) {
@@ -114,18 +153,13 @@ function graphOf(sd: StateDict, c: CpsamConfig, ftype: FloatType): GraphBuilder 
     const scale = d ** -0.5;
     const qkvW = stateTensor(sd, `${k}.attn.qkv.weight`);
     const qkvB = stateTensor(sd, `${k}.attn.qkv.bias`);
-    h = g.op("MatMul", [
+    h = dense(
       h,
-      g.weight(`${n}.qkv.weight`, [dim, 3 * dim], () => transpose2d(qkvW, [dim, 2 * dim, scale])),
-    ]);
-    h = g.op("Add", [
-      h,
-      g.weight(
-        `${n}.qkv.bias`,
-        [3 * dim],
-        () => qkvB.data.map((v, j) => j >= dim && j < 2 * dim ? v * scale : v),
-      ),
-    ]);
+      `${n}.qkv`,
+      [dim, 3 * dim],
+      () => transpose2d(qkvW, [dim, 2 * dim, scale]),
+      () => qkvB.data.map((v, j) => j >= dim && j < 2 * dim ? v * scale : v),
+    );
     const [q, kk, v] = g.node("Split", [h, splitQkv], { axis: { i: 1 } }, 3);
     const heads4 = (s: string, perm: number[]) =>
       g.op("Transpose", [g.op("Reshape", [s, shHeads])], { perm: { ints: perm } });
@@ -170,7 +204,7 @@ function graphOf(sd: StateDict, c: CpsamConfig, ftype: FloatType): GraphBuilder 
 
   // neck, channels last: 1x1 conv as MatMul, LayerNorm2d as LayerNormalization over channels
   const neck0 = stateTensor(sd, "encoder.neck.0.weight");
-  x = g.op("MatMul", [x, g.weight("neck0.weight", [dim, c.neck], () => transpose2d(neck0))]);
+  x = dense(x, "neck0", [dim, c.neck], () => transpose2d(neck0));
   x = ln(
     x,
     g.weight("neck1.weight", [c.neck], t("encoder.neck.1.weight")),
@@ -213,15 +247,9 @@ interface Plan {
 }
 
 function plan(sd: StateDict, opts: BuildOptions): Plan {
-  if (opts.precision !== "fp32" && opts.precision !== "fp16") {
-    throw new CellposeError(
-      "BAD_PARAMETER",
-      `precision must be "fp32" or "fp16", got ${JSON.stringify(opts.precision)}`,
-      opts.precision,
-    );
-  }
+  checkPrecision(opts.precision);
   const c = cpsamConfig(sd);
-  const g = graphOf(sd, c, opts.precision === "fp16" ? "float16" : "float32");
+  const g = graphOf(sd, c, opts.precision);
   const layout = layoutExternal(g.inits, opts.externalData);
   const model = g.encode({
     name: `cpsam_${opts.precision}`,
@@ -264,7 +292,7 @@ export interface ConvertResult {
   /** path of the external data file, if any */
   dataPath?: string;
   /** weights and compute precision */
-  precision: "fp32" | "fp16";
+  precision: Precision;
   /** architecture read off the state dict */
   config: CpsamConfig;
   /** bytes of the model file plus the external data file */
@@ -288,7 +316,7 @@ export interface ConvertResult {
 export async function writeCpsamOnnx(
   sd: StateDict,
   onnxPath: string,
-  opts: { precision: "fp32" | "fp16"; externalData?: string | false },
+  opts: { precision: Precision; externalData?: string | false },
 ): Promise<ConvertResult> {
   const externalData = opts.externalData === false
     ? undefined
@@ -321,7 +349,7 @@ export async function writeCpsamOnnx(
 export async function convertCheckpoint(
   ptPath: string,
   onnxPath: string,
-  opts: { precision: "fp32" | "fp16"; externalData?: string | false },
+  opts: { precision: Precision; externalData?: string | false },
 ): Promise<ConvertResult> {
   return writeCpsamOnnx(await readCheckpointFile(ptPath), onnxPath, opts);
 }

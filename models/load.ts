@@ -19,6 +19,7 @@ import { CellposeError } from "../core/errors.ts";
 import type { Device, NetRunner } from "../core/types.ts";
 import { readChecksumFile, sha256File } from "./checksum.ts";
 import { convertCheckpoint } from "./cpsam_graph.ts";
+import { checkPrecision } from "./precision.ts";
 import { createRunner } from "./runtime.ts";
 import {
   convertedPath,
@@ -32,7 +33,10 @@ import {
 
 /** Options of {@link convertModel}. */
 export interface ConvertModelOptions extends DownloadModelOptions {
-  /** ["fp32"] weights and arithmetic of the ONNX network */
+  /**
+   * ["fp32"] weights and arithmetic of the ONNX network: `fp16` for GPUs; `int8` (int8 weights
+   * for the linear layers, activations quantised on the fly) for CPUs
+   */
   precision?: Precision;
   /** [false] convert even when an up-to-date ONNX file exists */
   force?: boolean;
@@ -125,6 +129,7 @@ export async function convertModel(
   options: ConvertModelOptions = {},
 ): Promise<ConvertModelResult> {
   const { precision = "fp32", force = false, onProgress, signal } = options;
+  checkPrecision(precision);
   const model = await resolveModel(pathOrName, options);
   if (model.kind === "onnx") {
     throw new CellposeError(
@@ -188,6 +193,7 @@ export async function loadModel(
   options: LoadModelOptions = {},
 ): Promise<NetRunner> {
   const { device = "auto", batchSize, numThreads, onProgress, signal } = options;
+  checkPrecision(options.precision ?? "fp32");
   const model = await resolveModel(pathOrName, options);
   const onnxPath = model.kind === "onnx"
     ? model.path

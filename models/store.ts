@@ -29,9 +29,9 @@ import { fileURLToPath } from "node:url";
 import { CellposeError } from "../core/errors.ts";
 import { readChecksumFile, sha256File } from "./checksum.ts";
 import { downloadFile, type DownloadResult, type ModelProgress } from "./download.ts";
+import { type Precision, PRECISIONS, precisionSuffix } from "./precision.ts";
 
-/** Numeric precision of a converted network. */
-export type Precision = "fp32" | "fp16";
+export type { Precision } from "./precision.ts";
 
 /** A downloadable model: where it lives and, when known, its size and SHA-256. */
 export interface RegistryEntry {
@@ -285,7 +285,7 @@ export function recordMatches(record: ConversionRecord | undefined, info: Deno.F
 
 /**
  * Where the network converted from `checkpoint` at `precision` lives: beside the checkpoint
- * (`<name>.onnx`, `<name>-fp16.onnx`) when it is in the cache folder; for a checkpoint elsewhere
+ * (`<name>.onnx`, `<name>-fp16.onnx`, `<name>-int8.onnx`) when it is in the cache folder; for a checkpoint elsewhere
  * (a user's file, a read-only folder) in `<cache>/converted/<tag>/`, so nothing is ever written
  * next to files the user brought.
  *
@@ -312,7 +312,7 @@ function convertedLocation(
   precision: Precision,
   options: StoreOptions,
 ): string {
-  const file = `${modelName(checkpoint)}${precision === "fp16" ? "-fp16" : ""}.onnx`;
+  const file = `${modelName(checkpoint)}${precisionSuffix(precision)}.onnx`;
   const dir = dirname(resolve(checkpoint));
   if (dir === resolve(cacheOf(options))) return join(dir, file);
   const tag = createHash("sha256").update(dir).digest("hex").slice(0, 8);
@@ -391,7 +391,7 @@ export async function listModels(options: StoreOptions = {}): Promise<ModelInfo[
   }
   const checkpoints = new Set(files.filter((f) => !f.endsWith(".onnx")));
   const converted = (f: string) =>
-    checkpoints.has(f.replace(/(-fp16)?\.onnx$/, "")) || checkpoints.has(`${f}.pt`);
+    checkpoints.has(f.replace(/(-fp16|-int8)?\.onnx$/, "")) || checkpoints.has(`${f}.pt`);
   for (const file of files.sort()) {
     if (file.endsWith(".onnx") && converted(file)) continue;
     const path = join(cache, file);
@@ -399,7 +399,7 @@ export async function listModels(options: StoreOptions = {}): Promise<ModelInfo[
     const info = (await statFile(path))!;
     const kind = file.endsWith(".onnx") ? "onnx" : "checkpoint";
     const variants = [];
-    for (const p of kind === "checkpoint" ? ["fp32", "fp16"] as const : []) {
+    for (const p of kind === "checkpoint" ? PRECISIONS : []) {
       const v = await variantOf(convertedLocation(path, p, { cacheDir: cache }), info, p);
       if (v) variants.push(v);
     }

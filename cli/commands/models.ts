@@ -8,11 +8,11 @@
  * ```
  * @module
  */
-import { convertModel, downloadModel, listModels, modelsDir } from "../../mod.ts";
+import { convertModel, downloadModel, listModels, modelsDir, type Precision } from "../../mod.ts";
 import { CellposeError } from "../../core/errors.ts";
 import { formatOptions, parseArgs } from "../args.ts";
 import { type Command, EXIT } from "../command.ts";
-import { reportModelProgress, withWeightsHelp } from "../model.ts";
+import { modelOptions, precisionOf, reportModelProgress, withWeightsHelp } from "../model.ts";
 import { createProgress } from "../progress.ts";
 
 const options = {
@@ -21,6 +21,7 @@ const options = {
     description: "convert: build the half-precision network (used by --fp16)",
     group: "Options",
   },
+  quantize: modelOptions.quantize,
   force: {
     kind: "boolean",
     description: "convert: rebuild even when an up-to-date network exists",
@@ -50,6 +51,7 @@ Examples:
   deno task cellpose models list
   deno task cellpose models download cpsam
   deno task cellpose models convert ~/models/my_finetuned_model --fp16
+  deno task cellpose models convert cpsam --quantize int8
 
 ${formatOptions(options)}`;
 
@@ -87,9 +89,9 @@ async function download(name: string, json: boolean): Promise<number> {
   }
 }
 
-async function convert(target: string, fp16: boolean, force: boolean, json: boolean) {
+async function convert(target: string, precision: Precision, force: boolean, json: boolean) {
   const out = await convertModel(target, {
-    precision: fp16 ? "fp16" : "fp32",
+    precision,
     force,
     onProgress: reportModelProgress(createProgress({ total: 1 })),
   });
@@ -128,7 +130,12 @@ async function run(argv: string[]): Promise<number> {
       if (!rest.length) {
         throw new CellposeError("BAD_PARAMETER", "models convert needs a model name or path", rest);
       }
-      return await convert(rest[0], v.fp16, v.force, v.json);
+      return await convert(
+        rest[0],
+        precisionOf(v),
+        v.force,
+        v.json,
+      );
     default:
       throw new CellposeError(
         "BAD_PARAMETER",

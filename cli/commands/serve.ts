@@ -16,7 +16,7 @@ import { DEFAULT_PANEL_DIR } from "../../server/panel.ts";
 import { buildPanel } from "../../plugin-ui/build.ts";
 import { formatOptions, parseArgs } from "../args.ts";
 import { type Command, EXIT } from "../command.ts";
-import { modelOptions } from "../model.ts";
+import { modelOptions, precisionOf } from "../model.ts";
 
 const options = {
   port: {
@@ -80,7 +80,7 @@ async function run(argv: string[]): Promise<number> {
     token: v.token,
     model: v.pretrained_model,
     device: v.device,
-    precision: v.fp16 ? "fp16" : "fp32",
+    precision: precisionOf(v),
   });
   const stop = () => void server.close();
   const signals = ["SIGINT", "SIGTERM"] as const;
