@@ -420,7 +420,7 @@ export async function listModels(options: StoreOptions = {}): Promise<ModelInfo[
     const info = path && !models.has(name) ? await statFile(path) : undefined;
     if (!path || !info) continue;
     const variants = [];
-    for (const p of ["fp32", "fp16"] as const) {
+    for (const p of PRECISIONS) {
       const v = await variantOf(convertedLocation(path, p, { cacheDir: cache }), info, p);
       if (v) variants.push(v);
     }
