@@ -101,8 +101,30 @@ export function createProgress(options: ProgressOptions): ProgressReporter {
     if (live) write("\r\x1b[K");
     live = false;
   };
+  let blocksStart = 0, lastTenth = -1;
+  /** blocks done, a bar over all blocks (tiles of the current one included), blocks/s, ETA */
+  const blockLine = (p: Progress, now: number) => {
+    const fraction = p.fraction ?? (p.blocksDone ?? 0) / p.blocksTotal!;
+    const seconds = (now - blocksStart) / 1000;
+    const rate = seconds > 0 ? (fraction * p.blocksTotal!) / seconds : 0;
+    const eta = fraction > 0 ? formatDuration((seconds / fraction) * (1 - fraction) * 1000) : "?";
+    const tiles = p.tilesTotal ? `  tiles ${p.tilesDone ?? 0}/${p.tilesTotal}` : "";
+    const stats = ` blocks ${p.blocksDone}/${p.blocksTotal}${tiles}  ${rate.toFixed(3)} blocks/s` +
+      `  ETA ${eta}`;
+    return { fraction, stats };
+  };
   const draw = (p: Progress) => {
     const now = performance.now();
+    if (p.blocksTotal) {
+      if (now - lastDraw < 100 && p.tilesDone !== p.tilesTotal) return;
+      lastDraw = now;
+      const { fraction, stats } = blockLine(p, now);
+      const head = `${prefix()}  ${p.stage}`;
+      const width = Math.max(10, Math.min(30, columns - head.length - stats.length - 3));
+      write(`\r\x1b[K${(`${head} ${bar(fraction, width)}${stats}`).slice(0, columns - 1)}`);
+      live = true;
+      return;
+    }
     if (p.stage === "network" && networkStart === 0) networkStart = now;
     if (now - lastDraw < 100 && p.tilesDone !== p.tilesTotal) return;
     lastDraw = now;
@@ -127,11 +149,23 @@ export function createProgress(options: ProgressOptions): ProgressReporter {
       name = fileName;
       fileStart = performance.now();
       networkStart = 0;
+      blocksStart = 0;
+      lastTenth = -1;
       lastDraw = 0;
       if (!tty) write(`${prefix()}: started\n`);
     },
     update(p) {
+      if (p.blocksTotal && blocksStart === 0) blocksStart = performance.now();
       if (tty) draw(p);
+      else if (p.blocksTotal && p.blocksDone !== undefined && !p.tilesTotal) {
+        // in a log: a line at every tenth of the blocks
+        const { stats } = blockLine(p, performance.now());
+        const tenth = Math.floor((10 * p.blocksDone) / p.blocksTotal);
+        if (tenth !== lastTenth) {
+          lastTenth = tenth;
+          write(`${prefix()}:${stats}\n`);
+        }
+      }
     },
     done(summary) {
       clear();

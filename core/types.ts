@@ -18,6 +18,9 @@ export interface Progress {
   tilesTotal?: number;
   /** 0..1 over the whole job, when known */
   fraction?: number;
+  /** block-wise runs (segmentLarge): blocks finished, and of how many */
+  blocksDone?: number;
+  blocksTotal?: number;
 }
 
 /** Normalisation options (cellpose v4 `normalize` dict). */

@@ -15,6 +15,7 @@
  * ```
  * @module
  */
+import { basename, dirname, join } from "node:path";
 import { TiffStripWriter } from "./tiff_strips.ts";
 
 /** The pixel type of a label image. */
@@ -30,14 +31,18 @@ export interface LabelSink {
   abort(): Promise<void>;
   /** the files or folders written, for messages */
   readonly paths: string[];
+  /** where they are being written until {@link close} renames them into place, if elsewhere */
+  readonly partials?: string[];
 }
 
 /** Opens a sink for a `width` x `height` label image of `type` pixels. */
 export type LabelTarget = (type: LabelType, width: number, height: number) => Promise<LabelSink>;
 
 /**
- * A label TIFF at `path`, written strip by strip ({@link TiffStripWriter}); on abort the partial
- * file is removed.
+ * A label TIFF at `path`, written strip by strip ({@link TiffStripWriter}) under a hidden
+ * temporary name beside it (`.<name>.partial-<id>`) and renamed to `path` once complete, so that
+ * `path` never holds a partial file (an error, a cancelled run, a killed process); on abort the
+ * temporary file is removed.
  *
  * @example
  * ```ts
@@ -52,17 +57,32 @@ export function tiffLabels(
   options: { compression?: "none" | "deflate" } = {},
 ): LabelTarget {
   return async (type, width, height) => {
-    const writer = await TiffStripWriter.create(path, width, height, type, options);
+    const partial = partialPath(path);
+    const writer = await TiffStripWriter.create(partial, width, height, type, options);
     return {
       paths: [path],
+      partials: [partial],
       write: (rows) => writer.write(rows),
-      close: () => writer.close(),
+      async close() {
+        try {
+          await writer.close();
+          await Deno.rename(partial, path);
+        } catch (e) {
+          await Deno.remove(partial).catch(() => {});
+          throw e;
+        }
+      },
       async abort() {
         writer.abort();
-        await Deno.remove(path).catch(() => {});
+        await Deno.remove(partial).catch(() => {});
       },
     };
   };
+}
+
+/** The hidden temporary name beside `path` that a file is written under before it is renamed. */
+export function partialPath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.partial-${crypto.randomUUID().slice(0, 8)}`);
 }
 
 /**
@@ -80,6 +100,7 @@ export function allLabels(targets: LabelTarget[]): LabelTarget {
     }
     return {
       paths: sinks.flatMap((s) => s.paths),
+      partials: sinks.flatMap((s) => s.partials ?? []),
       async write(rows) {
         for (const s of sinks) await s.write(rows);
       },

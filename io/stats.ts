@@ -73,47 +73,92 @@ export function maskStats(
       );
     }
   }
-  const byLabel = new Map<
+  const acc = new MaskStatsAccumulator(nd, channels);
+  acc.add(masks.data, masks.shape, new Array(nd).fill(0), image?.data, pStride, cStride);
+  return acc.stats();
+}
+
+/**
+ * {@link maskStats} piece by piece, for label images met in parts (e.g. row bands of a huge
+ * image): {@link add} each box of masks with its origin and image values, then {@link stats}.
+ *
+ * @example
+ * ```ts
+ * import { MaskStatsAccumulator } from "./stats.ts";
+ * const acc = new MaskStatsAccumulator(2, 0);
+ * acc.add(new Uint16Array([0, 1, 1]), [1, 3], [0, 0]); // row 0
+ * acc.add(new Uint16Array([0, 1, 0]), [1, 3], [1, 0]); // row 1
+ * console.log(acc.stats()[0]); // { label: 1, area: 3, centroid: [1 / 3, 4 / 3], bboxStart: [0, 1], bboxEnd: [2, 3], mean: [] }
+ * ```
+ */
+export class MaskStatsAccumulator {
+  readonly #nd: number;
+  readonly #channels: number;
+  readonly #byLabel = new Map<
     number,
     { sum: number[]; lo: number[]; hi: number[]; area: number; mean: number[] }
   >();
-  const dims = masks.shape;
-  const idx = new Array<number>(nd).fill(0);
-  for (let i = 0; i < n; i++) {
-    const v = masks.data[i];
-    if (v !== 0) {
-      let s = byLabel.get(v);
-      if (!s) {
-        s = {
-          sum: new Array(nd).fill(0),
-          lo: [...idx],
-          hi: [...idx],
-          area: 0,
-          mean: new Array(channels).fill(0),
-        };
-        byLabel.set(v, s);
+
+  /** For `nd`-D masks (2 or 3) and `channels` image channels (0: no intensities). */
+  constructor(nd: number, channels: number) {
+    this.#nd = nd;
+    this.#channels = channels;
+  }
+
+  /**
+   * Adds the masks `data` of a box of shape `dims` whose first element sits at `origin`; the
+   * image value of element i, channel c, is `image[i * pStride + c * cStride]`.
+   */
+  add(
+    data: NumericArray,
+    dims: number[],
+    origin: number[],
+    image?: NumericArray,
+    pStride = 1,
+    cStride = 1,
+  ): void {
+    const nd = this.#nd, channels = image ? this.#channels : 0, n = size(dims);
+    const idx = [...origin], end = dims.map((d, k) => d + origin[k]);
+    for (let i = 0; i < n; i++) {
+      const v = data[i];
+      if (v !== 0) {
+        let s = this.#byLabel.get(v);
+        if (!s) {
+          s = {
+            sum: new Array(nd).fill(0),
+            lo: [...idx],
+            hi: [...idx],
+            area: 0,
+            mean: new Array(this.#channels).fill(0),
+          };
+          this.#byLabel.set(v, s);
+        }
+        s.area++;
+        for (let d = 0; d < nd; d++) {
+          s.sum[d] += idx[d];
+          if (idx[d] < s.lo[d]) s.lo[d] = idx[d];
+          if (idx[d] > s.hi[d]) s.hi[d] = idx[d];
+        }
+        for (let c = 0; c < channels; c++) s.mean[c] += image![i * pStride + c * cStride];
       }
-      s.area++;
-      for (let d = 0; d < nd; d++) {
-        s.sum[d] += idx[d];
-        if (idx[d] < s.lo[d]) s.lo[d] = idx[d];
-        if (idx[d] > s.hi[d]) s.hi[d] = idx[d];
+      for (let d = nd - 1; d >= 0; d--) {
+        if (++idx[d] < end[d]) break;
+        idx[d] = origin[d];
       }
-      for (let c = 0; c < channels; c++) s.mean[c] += image!.data[i * pStride + c * cStride];
-    }
-    for (let d = nd - 1; d >= 0; d--) {
-      if (++idx[d] < dims[d]) break;
-      idx[d] = 0;
     }
   }
-  return [...byLabel.entries()].sort((a, b) => a[0] - b[0]).map(([label, s]) => ({
-    label,
-    area: s.area,
-    centroid: s.sum.map((x) => x / s.area),
-    bboxStart: s.lo,
-    bboxEnd: s.hi.map((x) => x + 1),
-    mean: s.mean.map((x) => x / s.area),
-  }));
+
+  /** The measurements so far, by ascending label. */
+  stats(): MaskStat[] {
+    return [...this.#byLabel.entries()].sort((a, b) => a[0] - b[0]).map(([label, s]) => ({
+      label,
+      area: s.area,
+      centroid: s.sum.map((x) => x / s.area),
+      bboxStart: s.lo,
+      bboxEnd: s.hi.map((x) => x + 1),
+      mean: s.mean.map((x) => x / s.area),
+    }));
+  }
 }
 
 /** The measurements as CSV with a header line; 3D stats get z columns first. */

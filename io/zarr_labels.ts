@@ -159,6 +159,7 @@ export function zarrLabels(image: string, options: ZarrLabelsOptions = {}): Labe
     };
     const sink: LabelSink = {
       paths: [finalDir],
+      partials: [tmpDir],
       async write(rows) {
         if (rows.length % width !== 0 || !(rows instanceof type)) {
           throw new CellposeError(

@@ -193,7 +193,6 @@ export async function segmentBlock(
     ...segOptions,
     channelAxis: nc > 1 ? 2 : undefined,
     frame: { origin: [block.y0, block.x0], fullShape: [plan.height, plan.width] },
-    onProgress: undefined,
   });
   return blockOutput(r.masks, block, plan);
 }
@@ -274,7 +273,12 @@ export async function assembleBlocks(
       using f = await Deno.open(tile(b.id), { write: true, create: true, truncate: true });
       await writeAll(f, bytes);
       summaries.push(out.summary);
-      options.onProgress?.({ stage: "network", fraction: (b.id + 1) / plan.blocks.length });
+      options.onProgress?.({
+        stage: "network",
+        fraction: (b.id + 1) / plan.blocks.length,
+        blocksDone: b.id + 1,
+        blocksTotal: plan.blocks.length,
+      });
     }
     lap("blocks");
     const merged = mergeBlocks(plan, summaries);
@@ -398,9 +402,24 @@ export async function segmentLarge(
     const norm = await imageNormalization(source, plan, options);
     const tNorm = performance.now() - t0;
     const { blockSize: _b, halo: _h, compression, tempDir, onProgress, signal, ...seg } = options;
+    const blocksTotal = plan.blocks.length;
+    // per tile: the block's tiles, and the fraction over all blocks
+    const tileProgress = (id: number) => (p: Progress) =>
+      p.stage !== "done" && onProgress?.({
+        ...p,
+        blocksDone: id,
+        blocksTotal,
+        fraction: (id + (p.tilesTotal ? (p.tilesDone ?? 0) / p.tilesTotal : 0)) / blocksTotal,
+      });
     const r = await assembleBlocks(
       plan,
-      (b) => segmentBlock(source, plan, b.id, { ...seg, signal, ...norm }),
+      (b) =>
+        segmentBlock(source, plan, b.id, {
+          ...seg,
+          signal,
+          ...norm,
+          onProgress: onProgress && tileProgress(b.id),
+        }),
       output,
       { compression, tempDir, onProgress, signal },
     );

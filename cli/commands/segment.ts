@@ -19,11 +19,17 @@ import type { SegmentOptions } from "../../core/types.ts";
 import { type LoadedImage, readImage, segment } from "../../mod.ts";
 import { formatOptions, parseArgs, type Values } from "../args.ts";
 import { type Command, describeError, EXIT } from "../command.ts";
-import { collectInputs } from "../../io/files.ts";
 import { loadModelForCli, modelOptions } from "../model.ts";
 import { outputOptions, wantsOutput, writeOutputs } from "../outputs.ts";
 import { createProgress } from "../progress.ts";
-import { distributedFlags, segmentDistributed } from "../distributed.ts";
+import { blockInputs, distributedFlags, segmentDistributed } from "../distributed.ts";
+import {
+  checkLargeFlags,
+  largeFlags,
+  onInterrupt,
+  openLargeImage,
+  segmentLargeImage,
+} from "../large.ts";
 
 export const options = {
   dir: {
@@ -170,6 +176,7 @@ export const options = {
     group: "Segmentation",
   },
   ...distributedFlags,
+  ...largeFlags,
   ...modelOptions,
   ...outputOptions,
 } as const;
@@ -262,6 +269,7 @@ async function run(argv: string[]): Promise<number> {
       inputs,
     );
   }
+  checkLargeFlags(v);
   if (v.distributed) return await segmentDistributed(inputs, v, segmentOptions(v));
   if (!wantsOutput(v)) {
     throw new CellposeError(
@@ -271,18 +279,53 @@ async function run(argv: string[]): Promise<number> {
       "--no_npy",
     );
   }
-  const files = await collectInputs(inputs, {
+  const files = await blockInputs(inputs, {
     lookOneLevelDown: v.look_one_level_down,
     imgFilter: v.img_filter,
   });
   const progress = createProgress({ total: files.length });
   const model = await loadModelForCli(v, progress);
   let failed = 0;
+  const stop = new AbortController();
   try {
     for (const path of files) {
       progress.start(basename(path));
       const started = performance.now();
       try {
+        const large = await openLargeImage(path, v);
+        if (large) {
+          const removeListener = onInterrupt(stop, progress);
+          try {
+            const r = await segmentLargeImage(
+              large,
+              v,
+              { ...segmentOptions(v), model },
+              progress,
+              stop.signal,
+            );
+            progress.done(
+              `${r.nMasks} masks from ${r.blocks} blocks ` +
+                `(${(r.blocks / (r.timings.blocks / 1000)).toFixed(3)} blocks/s), ` +
+                `wrote ${r.written.map((o) => basename(o)).join(", ")} in ${dirname(r.written[0])}`,
+            );
+            for (const s of r.skipped) progress.note(`  skipped ${s}`);
+            if (v.json) {
+              const extra = r.skipped.length ? { skipped: r.skipped } : {};
+              console.log(JSON.stringify({
+                path,
+                nMasks: r.nMasks,
+                blocks: r.blocks,
+                outputs: r.written,
+                timings: r.timings,
+                ...extra,
+              }));
+            }
+          } finally {
+            removeListener();
+            await large.close();
+          }
+          continue;
+        }
         const read = await readImage(path);
         const axes = imageAxes(read, v);
         const result = await segment(read.image, {
@@ -317,6 +360,7 @@ async function run(argv: string[]): Promise<number> {
           const code = e instanceof CellposeError ? e.code : "ERROR";
           console.log(JSON.stringify({ path, error: describeError(e), code }));
         }
+        if (stop.signal.aborted) throw e; // Ctrl+C: no further images
       }
     }
   } finally {
