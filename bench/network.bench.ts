@@ -4,7 +4,8 @@
  * tile per backend, each in its own process (so peak RSS is per backend): seconds per tile,
  * tiles/s, peak RSS (VmHWM), fp16 and int8 against fp32, and the ratio to PyTorch's CPU time per
  * tile (MANIFEST `cpu_baseline_fullsize_tile_seconds`). WebGPU on a software adapter takes
- * minutes: it runs only with `CELLPOSE_BENCH_WEBGPU=1`.
+ * minutes: it runs only with `CELLPOSE_BENCH_WEBGPU=1`; `CELLPOSE_BENCH_WASM=0` leaves out the wasm
+ * rows (several minutes each).
  *
  * Then fp32 against int8 on the CPU, side by side and back to back, for the tiny test network,
  * the 128/4/4 shape of the default `nuclei` model, a 256/6/8 network and cpsam (1024/24/16,
@@ -17,6 +18,11 @@ import type { StateDict } from "../models/checkpoint.ts";
 import { readCheckpointFile } from "../models/checkpoint.ts";
 import { writeCpsamOnnx } from "../models/cpsam_graph.ts";
 import { initCpsam } from "../models/cpsam_init.ts";
+import { bundledModelPath } from "../models/store.ts";
+import { readImage } from "../io/image.ts";
+import { averagePrecision } from "../metrics/matching.ts";
+import { segment } from "../pipeline/segment.ts";
+import { isValidation, poolNames } from "../pretrained/nuclei/split.ts";
 import { createRunner } from "../models/runtime.ts";
 import { FIXTURES, manifest } from "../tests/fixtures.ts";
 
@@ -206,6 +212,57 @@ async function int8Table(
   );
 }
 
+/**
+ * The shipped `nuclei` model on its validation images (every 10th of the DSB2018 pool, see
+ * pretrained/nuclei/split.ts): int8 masks against fp32 masks (AP@0.5, goal >= 0.98) and each
+ * against the ground truth. `CELLPOSE_BENCH_VAL_IMAGES` limits the number of images (default 60);
+ * `deno run -A bench/network.bench.ts --masks` runs only this part.
+ */
+async function int8Masks(dir: string) {
+  const checkpoint = bundledModelPath("nuclei");
+  const pool = join(FIXTURES, "..", "data", "dsb2018-train");
+  if (!checkpoint || !(await Deno.stat(checkpoint).catch(() => null))) {
+    console.log("\nint8 masks: no pretrained/nuclei model in this checkout: left out");
+    return;
+  }
+  const limit = Number(Deno.env.get("CELLPOSE_BENCH_VAL_IMAGES") ?? 60);
+  const names = (await poolNames(pool)).filter((_, i) => isValidation(i)).slice(0, limit);
+  const nets = [];
+  for (const precision of ["fp32", "int8"] as const) {
+    const path = join(dir, `nuclei-${precision}.onnx`);
+    await writeCpsamOnnx(await readCheckpointFile(checkpoint), path, { precision });
+    nets.push(await createRunner(path, { device: "cpu" }));
+  }
+  const sum = { agree: 0, gt32: 0, gt8: 0, s32: 0, s8: 0 };
+  let worst = 1;
+  try {
+    for (const name of names) {
+      const { image } = await readImage(join(pool, `${name}.png`));
+      const { image: gt } = await readImage(join(pool, `${name}_masks.tif`));
+      let t = performance.now();
+      const a = await segment(image, { model: nets[0], device: "cpu" });
+      sum.s32 += performance.now() - t;
+      t = performance.now();
+      const b = await segment(image, { model: nets[1], device: "cpu" });
+      sum.s8 += performance.now() - t;
+      const agree = a.nMasks + b.nMasks === 0 ? 1 : averagePrecision(a.masks, b.masks).ap[0];
+      worst = Math.min(worst, agree);
+      sum.agree += agree;
+      sum.gt32 += averagePrecision(gt, a.masks).ap[0];
+      sum.gt8 += averagePrecision(gt, b.masks).ap[0];
+    }
+  } finally {
+    for (const n of nets) await n.dispose();
+  }
+  const n = names.length;
+  console.log(
+    `\nnuclei model on ${n} validation images: int8 masks vs fp32 masks AP@0.5 mean ` +
+      `${(sum.agree / n).toFixed(3)} (worst ${worst.toFixed(3)}; goal >= 0.98); AP@0.5 vs ground ` +
+      `truth fp32 ${(sum.gt32 / n).toFixed(3)}, int8 ${(sum.gt8 / n).toFixed(3)}; segment time ` +
+      `fp32 ${(sum.s32 / 1000).toFixed(1)} s, int8 ${(sum.s8 / 1000).toFixed(1)} s`,
+  );
+}
+
 /** Prints the benchmark table. */
 export default async function networkBench() {
   const withGpu = Deno.env.get("CELLPOSE_BENCH_WEBGPU") === "1";
@@ -238,12 +295,14 @@ export default async function networkBench() {
         `${navigator.hardwareConcurrency} cores, load ${Deno.loadavg()[0].toFixed(1)}\n`,
     );
     const cases: [string, string, Backend, number, number, number][] = [
-      ["cpu (onnxruntime-node)", "fp32", "cpu", navigator.hardwareConcurrency, 3, 300],
-      ["cpu (onnxruntime-node)", "int8", "cpu", navigator.hardwareConcurrency, 3, 300],
-      ["cpu (onnxruntime-node)", "fp16", "cpu", navigator.hardwareConcurrency, 3, 300],
-      ["wasm, 1 thread", "fp32", "wasm", 1, 1, 500],
-      ["wasm, 2 threads", "fp32", "wasm", 2, 1, 300],
+      ["cpu (onnxruntime-node)", "fp32", "cpu", navigator.hardwareConcurrency, 2, 300],
+      ["cpu (onnxruntime-node)", "int8", "cpu", navigator.hardwareConcurrency, 2, 300],
+      ["cpu (onnxruntime-node)", "fp16", "cpu", navigator.hardwareConcurrency, 2, 300],
     ];
+    if (Deno.env.get("CELLPOSE_BENCH_WASM") !== "0") {
+      cases.push(["wasm, 1 thread", "fp32", "wasm", 1, 1, 500]);
+      cases.push(["wasm, 2 threads", "fp32", "wasm", 2, 1, 300]);
+    }
     if (withGpu) {
       cases.push([
         "webgpu (software adapter)",
@@ -293,6 +352,7 @@ export default async function networkBench() {
         "would give with perfect scaling.",
     );
     await int8Table(dir, cpuRuns, torchBest);
+    await int8Masks(dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -302,6 +362,9 @@ if (import.meta.main) {
   if (Deno.args[0] === "--child") {
     const [, model, device, threads, runs] = Deno.args;
     await child(model, device as Backend, Number(threads), Number(runs));
+  } else if (Deno.args[0] === "--masks") {
+    const dir = await Deno.makeTempDir({ prefix: "cpsam-bench-" });
+    await int8Masks(dir).finally(() => Deno.remove(dir, { recursive: true }));
   } else {
     await networkBench();
   }
