@@ -1,7 +1,25 @@
 /**
- * cellpose-deno: Cellpose-SAM cell segmentation in TypeScript for Deno.
+ * cellpose-deno: Cellpose-SAM cell segmentation in TypeScript for Deno, the library.
  *
- * This module only re-exports; each piece lives in its own module.
+ * Read an image, load a model, segment, write the outputs; large images block by block
+ * (`segmentLarge`), on many machines (`runOnRedis`, `runWorker`), and training (`train`). The HTTP
+ * server is its own entry point (`server/mod.ts`, which this module does not load), and the
+ * block-wise internals (block plans, per-block summaries, the label merge) are under
+ * `pipeline/large/mod.ts`. This module only re-exports; each piece lives in its own module.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { averagePrecision, computeMasks, masksToFlows, ndarray } from "./mod.ts";
+ * // two square cells: their flows, followed back, give the same two masks
+ * const labels = ndarray(new Uint32Array(16 * 16), [16, 16]);
+ * for (let y = 2; y < 7; y++) for (let x = 2; x < 7; x++) labels.data[y * 16 + x] = 1;
+ * for (let y = 9; y < 14; y++) for (let x = 8; x < 14; x++) labels.data[y * 16 + x] = 2;
+ * const flows = masksToFlows(labels);
+ * const cellprob = ndarray(labels.data.map((v) => (v ? 5 : -5)), [16, 16]);
+ * const masks = await computeMasks(flows, cellprob, { minSize: 0 });
+ * assertEquals(averagePrecision(labels, masks, [0.5]).ap[0], 1);
+ * ```
  * @module
  */
 export { CellposeError, type CellposeErrorCode } from "./core/errors.ts";
@@ -42,8 +60,6 @@ export { convertImage, type ConvertOptions } from "./pipeline/channels.ts";
 export { normalizeImage } from "./pipeline/normalize.ts";
 export { resizeImage } from "./pipeline/resize.ts";
 export { type NetworkOptions, type NetworkOutput, runNetwork } from "./pipeline/flows.ts";
-export { type AppOptions, type CellposeApp, createApp } from "./server/app.ts";
-export { type RunningServer, type ServerOptions, startServer } from "./server/main.ts";
 export { type LoadedImage, readImage } from "./io/image.ts";
 export { readTiff } from "./io/tiff_read.ts";
 export { encodeTiff, type TiffWriteOptions, writeTiff } from "./io/tiff_write.ts";
@@ -63,7 +79,7 @@ export { gpuBackend, type GpuBackendOptions } from "./kernels/backend_gpu.ts";
 export { encodeSegNpy, type SegContent, writeSegNpy } from "./io/seg_npy.ts";
 export { computeMasks, type ComputeMasksOptions } from "./dynamics/compute_masks.ts";
 export { masksToFlows } from "./dynamics/masks_to_flows.ts";
-export type { DynamicsBackend } from "./dynamics/backend.ts";
+export type { DynamicsBackend } from "./core/backend.ts";
 export { cpuBackend } from "./dynamics/cpu_backend.ts";
 export {
   averagePrecision,
@@ -74,37 +90,10 @@ export {
   type MatchCounts,
 } from "./metrics/matching.ts";
 export {
-  type Block,
-  type BlockOptions,
-  type BlockPlan,
-  neighbours,
-  planBlocks,
-  type Rect,
-} from "./pipeline/blocks.ts";
-export {
-  applyMerge,
-  type BlockOutput,
-  blockOutput,
-  type BlockSummary,
-  decodeSummary,
-  encodeSummary,
-  mergeBlocks,
-  type MergeOptions,
-  type MergeResult,
-  summarizeBlock,
-} from "./pipeline/merge_labels.ts";
-export {
   arraySource,
-  assembleBlocks,
-  type AssembleOptions,
-  type BlockJobOptions,
-  type CoreReader,
-  imageNormalization,
-  segmentBlock,
   segmentLarge,
   type SegmentLargeOptions,
   type SegmentLargeResult,
-  writeMergedLabels,
 } from "./pipeline/segment_large.ts";
 export { openTiff, type TiffSource } from "./io/tiff_lazy.ts";
 export { openImageSource, type OpenSource } from "./io/image_source.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 import type { NdArray } from "../core/ndarray.ts";
-import type { DynamicsBackend } from "../dynamics/backend.ts";
+import type { DynamicsBackend } from "../core/backend.ts";
 import { computeMasks, selectBackend } from "../dynamics/compute_masks.ts";
 import { cpuBackend } from "../dynamics/cpu_backend.ts";
 import { followFlowsCpu } from "../dynamics/follow_flows.ts";

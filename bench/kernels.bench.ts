@@ -6,7 +6,7 @@
  * @module
  */
 import { cpuBackend } from "../dynamics/cpu_backend.ts";
-import type { DynamicsBackend } from "../dynamics/backend.ts";
+import type { DynamicsBackend } from "../core/backend.ts";
 import { maskCenters } from "../dynamics/masks_to_flows.ts";
 import { gpuBackend } from "../kernels/backend_gpu.ts";
 import { adapterInfo, gpuDevice } from "../kernels/gpu.ts";

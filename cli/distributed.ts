@@ -18,6 +18,7 @@
  */
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { CellposeError } from "../core/errors.ts";
+import { checkCancelled } from "../core/check.ts";
 import type { SegmentOptions } from "../core/types.ts";
 import { collectInputs } from "../io/files.ts";
 import { runOnRedis, type RunProgress } from "../distributed/coordinator.ts";
@@ -209,9 +210,7 @@ export async function segmentDistributed(
     for (const path of files) {
       progress.start(basename(path));
       try {
-        if (stop.signal.aborted) {
-          throw new CellposeError("CANCELLED", "the distributed run was cancelled", path);
-        }
+        checkCancelled(stop.signal, "the distributed run");
         const kind = (await isZarrFolder(path)) ? "zarr" : "tiff";
         const layout = runLayout(path, kind, { savedir: v.savedir, saveTif: v.save_tif });
         if (v.savedir) await Deno.mkdir(v.savedir, { recursive: true });

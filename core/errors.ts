@@ -5,11 +5,9 @@
  * @example
  * ```ts
  * import { CellposeError } from "./errors.ts";
- * try {
- *   throw new CellposeError("BAD_SHAPE", "dP must be [2, H, W], got [3, 4]", [3, 4]);
- * } catch (e) {
- *   if (e instanceof CellposeError) console.log(e.code, e.value);
- * }
+ * import { assertEquals } from "@std/assert";
+ * const err = new CellposeError("BAD_SHAPE", "dP must be [2, H, W], got [3, 4]", [3, 4]);
+ * assertEquals([err.code, err.value, err.name], ["BAD_SHAPE", [3, 4], "CellposeError"]);
  * ```
  * @module
  */
@@ -27,18 +25,16 @@ export type CellposeErrorCode =
   | "DOWNLOAD_FAILED"
   | "CANCELLED"
   | "GPU_UNAVAILABLE"
-  // server: request refused (HTTP 413, 429/503, 404, 401, 403, 409)
-  | "TOO_LARGE"
-  | "QUEUE_FULL"
-  | "NOT_FOUND"
-  | "UNAUTHORIZED"
-  | "FORBIDDEN"
-  | "NOT_READY";
+  /** an input, upload or GPU allocation larger than the limit */
+  | "TOO_LARGE";
 
 /** The single error class of the project: `code` says the kind, `value` the offending input. */
 export class CellposeError extends Error {
+  /** the kind */
   readonly code: CellposeErrorCode;
+  /** the offending value (short) */
   readonly value: unknown;
+  /** An error of kind `code` about `value`. */
   constructor(code: CellposeErrorCode, message: string, value?: unknown, options?: ErrorOptions) {
     super(message, options);
     this.name = "CellposeError";

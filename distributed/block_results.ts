@@ -24,7 +24,7 @@
 import { deflateSync, inflateSync } from "fflate";
 import { join } from "node:path";
 import { CellposeError } from "../core/errors.ts";
-import { writeAll } from "../io/tiff_strips.ts";
+import { writeAll } from "../core/fs.ts";
 import type { Block } from "../pipeline/blocks.ts";
 import {
   type BlockOutput,

@@ -21,6 +21,7 @@
  * @module
  */
 import { CellposeError } from "../core/errors.ts";
+import { checkCancelled } from "../core/check.ts";
 import { readBlockHeader } from "./block_results.ts";
 import { mergeRun, type MergeRunResult } from "./merge_run.ts";
 import { connectRedis, ensureGroup, queueKeys, type Redis } from "./redis.ts";
@@ -117,9 +118,7 @@ export async function runOnRedis(
     options.onProgress?.({ done: done.size, total, workers });
     let last = "0-0", checked = performance.now();
     while (done.size < total) {
-      if (options.signal?.aborted) {
-        throw new CellposeError("CANCELLED", "the distributed run was cancelled", plan.id);
-      }
+      checkCancelled(options.signal, "the distributed run");
       const read = await redis.xRead({ key: k.done(plan.id), id: last }, {
         COUNT: 100,
         BLOCK: 1000,

@@ -80,10 +80,6 @@ export interface CreatePlanOptions {
   halo?: number;
 }
 
-function bad(message: string, value: unknown): CellposeError {
-  return new CellposeError("BAD_PARAMETER", message, value);
-}
-
 /** The identity of an open image: its geometry and its file's size and time. */
 export async function imageIdentity(source: OpenSource): Promise<ImageIdentity> {
   const path = resolve(source.path);
@@ -125,9 +121,15 @@ export async function createRunPlan(
 ): Promise<RunPlan> {
   const o = options.options ?? {};
   if (o.do3D || (o.stitchThreshold ?? 0) > 0 || o.zAxis !== undefined) {
-    throw bad("a block-wise run segments 2-D images only (no --do_3D, --stitch_threshold)", o);
+    throw new CellposeError(
+      "BAD_PARAMETER",
+      "a block-wise run segments 2-D images only (no --do_3D, --stitch_threshold)",
+      o,
+    );
   }
-  if (!options.outputs.length) throw bad("a run needs at least one label output", []);
+  if (!options.outputs.length) {
+    throw new CellposeError("BAD_PARAMETER", "a run needs at least one label output", []);
+  }
   const source = await openImageSource(imagePath);
   try {
     const layout = planBlocks(source.height, source.width, options);

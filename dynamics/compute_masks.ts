@@ -4,9 +4,10 @@
  * masks, drop masks with inconsistent flows (2D only), fill holes and drop small masks.
  *
  * The hot loops run on a {@link DynamicsBackend}: `device: "cpu"` uses the TypeScript reference;
- * `"auto"` (default) and `"webgpu"` load `kernels/backend_gpu.ts`. `"auto"` takes a hardware
- * adapter only and otherwise falls back to the CPU; `"webgpu"` also accepts a software adapter
- * and throws `GPU_UNAVAILABLE` when there is none.
+ * `"auto"` (default) and `"webgpu"` use the WGSL kernels (`kernels/backend_gpu.ts`). `"auto"`
+ * takes a hardware adapter only and otherwise falls back to the CPU; `"webgpu"` also accepts a
+ * software adapter and throws `GPU_UNAVAILABLE` when there is none. Only a missing adapter falls
+ * back: an error of the kernels themselves is thrown.
  *
  * Non-finite flows are rejected (`BAD_VALUE`): the reference would silently spread NaN through
  * the interpolation. NaN cell probabilities count as background (`NaN > t` is false).
@@ -28,11 +29,11 @@
 import { CellposeError } from "../core/errors.ts";
 import { type NdArray, size } from "../core/ndarray.ts";
 import type { DynamicsOptions, FollowFrame } from "../core/types.ts";
-import type { DynamicsBackend } from "./backend.ts";
+import { checkFlowShape, type DynamicsBackend } from "../core/backend.ts";
+import { gpuBackend } from "../kernels/backend_gpu.ts";
 import { cpuBackend } from "./cpu_backend.ts";
 import { fillHolesAndRemoveSmallMasks } from "./fill_holes.ts";
 import { removeBadFlowMasks } from "./flow_error.ts";
-import { checkFlowShape } from "./follow_flows.ts";
 import { getMasks } from "./get_masks.ts";
 
 /** Options of {@link computeMasks}: the dynamics options, or an explicit backend. */
@@ -60,18 +61,15 @@ export const DYNAMICS_DEFAULTS = {
 const gpu = new Map<boolean, Promise<DynamicsBackend | null>>();
 
 /**
- * The WebGPU backend from `kernels/backend_gpu.ts`, or null (missing module or adapter, or only a
- * software adapter when `software` is false).
+ * The WebGPU backend, or null when there is no adapter (or only a software adapter and `software`
+ * is false). Any other failure (a bug in the kernels, a lost device) is thrown, not hidden behind
+ * a silent fall back to the CPU; a failed attempt is not cached.
  */
 function loadGpu(software: boolean): Promise<DynamicsBackend | null> {
   let p = gpu.get(software);
   if (!p) {
-    p = (async () => {
-      // a computed specifier: the module is optional
-      const spec = new URL("../kernels/backend_gpu.ts", import.meta.url).href;
-      const mod = await import(spec);
-      return await mod.gpuBackend({ software }) as DynamicsBackend | null;
-    })().catch(() => null);
+    p = gpuBackend({ software });
+    p.catch(() => gpu.delete(software));
     gpu.set(software, p);
   }
   return p;
@@ -102,7 +100,7 @@ export async function selectBackend(
   if (device === "webgpu") {
     throw new CellposeError(
       "GPU_UNAVAILABLE",
-      'device "webgpu" was requested but no WebGPU adapter (or GPU dynamics module) is available',
+      'device "webgpu" was requested but no WebGPU adapter is available',
       device,
     );
   }

@@ -9,7 +9,7 @@
  * ```
  * @module
  */
-import type { DynamicsBackend } from "./backend.ts";
+import type { DynamicsBackend } from "../core/backend.ts";
 import { followFlowsParallel } from "./follow_parallel.ts";
 import { diffuseHeat2D } from "./heat.ts";
 

@@ -20,7 +20,8 @@
  * ```
  * @module
  */
-import { boundingBoxes, maxLabel, renumber } from "./labels.ts";
+import { maxLabel } from "../core/labels.ts";
+import { boundingBoxes, renumber } from "./labels.ts";
 
 /**
  * Fills holes and removes small masks in place; returns the number of masks (the largest label).

@@ -15,9 +15,9 @@
  * ```
  * @module
  */
-import type { DynamicsBackend } from "./backend.ts";
+import type { DynamicsBackend } from "../core/backend.ts";
 import { heatToFlows, maskCenters } from "./masks_to_flows.ts";
-import { maxLabel } from "./labels.ts";
+import { maxLabel } from "../core/labels.ts";
 
 /**
  * Flow error of labels 1..max (NaN for absent labels), as `metrics.flow_error`.

@@ -19,22 +19,11 @@
  * ```
  * @module
  */
-import { CellposeError } from "../core/errors.ts";
+import { checkFlowShape } from "../core/backend.ts";
 import type { FollowFrame } from "../core/types.ts";
 import { WASM_FOLLOW, wasmFollow2D } from "./follow_wasm.ts";
 
 const f = Math.fround;
-
-/** Checks the shape can be integrated (every axis at least 2 long, 2 or 3 axes). */
-export function checkFlowShape(shape: readonly number[]): void {
-  if ((shape.length !== 2 && shape.length !== 3) || shape.some((l) => l < 2)) {
-    throw new CellposeError(
-      "BAD_SHAPE",
-      `flows need a [Ly, Lx] or [Lz, Ly, Lx] image with every axis >= 2, got [${shape}]`,
-      shape,
-    );
-  }
-}
 
 /** Normalised start coordinate of pixel `i` (`lm1` = float32(L - 1)), in float32 as PyTorch. */
 function normalise(i: number, lm1: number): number {

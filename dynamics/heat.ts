@@ -16,7 +16,8 @@
  * ```
  * @module
  */
-import { boundingBoxes, maxLabel } from "./labels.ts";
+import { maxLabel } from "../core/labels.ts";
+import { boundingBoxes } from "./labels.ts";
 
 /** 2D diffusion; see {@link DynamicsBackend.diffuseHeat}. Returns heat `[Ly, Lx]`. */
 export function diffuseHeat2D(

@@ -19,7 +19,8 @@
 import { CellposeError } from "../core/errors.ts";
 import { type NdArray, size } from "../core/ndarray.ts";
 import { diffuseHeat2D, diffuseHeat3D } from "./heat.ts";
-import { boundingBoxes, maxLabel, renumber, toLabels } from "./labels.ts";
+import { maxLabel, toLabels } from "../core/labels.ts";
+import { boundingBoxes, renumber } from "./labels.ts";
 
 /** Round half to even, as numpy's `np.round`. */
 function roundHalfEven(v: number): number {

@@ -19,7 +19,7 @@
  */
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
-import { percentiles } from "../pipeline/percentile.ts";
+import { percentiles } from "../core/percentile.ts";
 import { encodePng } from "./png.ts";
 
 /** One mask's outline: its label and the polygon as interleaved pixel coordinates x0,y0,x1,y1... */

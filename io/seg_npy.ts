@@ -18,7 +18,7 @@
  */
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
-import { percentiles } from "../pipeline/percentile.ts";
+import { percentiles } from "../core/percentile.ts";
 import { npyHeader } from "./npy.ts";
 import { outlinePixels } from "./outlines.ts";
 import { pickleObjectArray, pyBoolArray, pyFloat, type PyValue } from "./pickle_write.ts";

@@ -18,6 +18,7 @@
 import { zlibSync } from "fflate";
 import { CellposeError } from "../core/errors.ts";
 import type { NumericArray } from "../core/ndarray.ts";
+import { writeAll } from "../core/fs.ts";
 import { LONG, sampleInfo, SHORT, STRIP_BYTES, T } from "./tiff_write.ts";
 
 /** A typed-array constructor for the pixel type of the file. */
@@ -27,20 +28,6 @@ export type SampleType = { new (n: number): NumericArray; readonly BYTES_PER_ELE
 export interface StripWriterOptions {
   /** ["none"] `deflate`: zlib-compressed strips (TIFF compression 8) */
   compression?: "none" | "deflate";
-}
-
-/**
- * Writes `bytes` fully at the file's current position (`write` may take fewer bytes).
- *
- * @example
- * ```ts
- * import { writeAll } from "./tiff_strips.ts";
- * using f = await Deno.open("/tmp/raw.bin", { write: true, create: true, truncate: true });
- * await writeAll(f, new Uint8Array(1 << 20));
- * ```
- */
-export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length;) at += await file.write(bytes.subarray(at));
 }
 
 /**

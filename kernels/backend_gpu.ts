@@ -17,7 +17,7 @@
  * ```
  * @module
  */
-import type { DynamicsBackend } from "../dynamics/backend.ts";
+import type { DynamicsBackend } from "../core/backend.ts";
 import { followFlowsGpu, type GpuRunOptions } from "./follow_flows_gpu.ts";
 import { adapterInfo, gpuDevice, isSoftwareAdapter } from "./gpu.ts";
 import { diffuseHeatGpu } from "./heat_gpu.ts";

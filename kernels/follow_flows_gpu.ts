@@ -20,7 +20,7 @@
 import { CellposeError } from "../core/errors.ts";
 import { size } from "../core/ndarray.ts";
 import type { FollowFrame } from "../core/types.ts";
-import { checkFlowShape } from "../dynamics/follow_flows.ts";
+import { checkFlowShape } from "../core/backend.ts";
 import {
   checkBindingCount,
   checkedRun,

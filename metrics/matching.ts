@@ -21,7 +21,7 @@
  */
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray } from "../core/ndarray.ts";
-import { maxLabel, toLabels } from "../dynamics/labels.ts";
+import { maxLabel, toLabels } from "../core/labels.ts";
 
 /** Per-threshold counts of {@link averagePrecision}. */
 export interface MatchCounts {

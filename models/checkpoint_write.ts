@@ -23,6 +23,7 @@
  */
 import { basename, dirname, join } from "node:path";
 import { CellposeError } from "../core/errors.ts";
+import { writeAll } from "../core/fs.ts";
 import {
   pickleDumps,
   pyCall,
@@ -73,8 +74,7 @@ class ZipWriter {
   constructor(private readonly file: Deno.FsFile) {}
 
   private async write(b: Uint8Array) {
-    let off = 0;
-    while (off < b.length) off += await this.file.write(b.subarray(off));
+    await writeAll(this.file, b);
     this.at += b.length;
   }
 

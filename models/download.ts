@@ -18,6 +18,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { basename, dirname } from "node:path";
 import { CellposeError } from "../core/errors.ts";
+import { writeAll } from "../core/fs.ts";
 import { hashFileInto, writeChecksumFile } from "./checksum.ts";
 
 /** A progress event of model preparation: download, checksum, conversion or session load. */
@@ -191,7 +192,7 @@ async function transfer(
   });
   try {
     for await (const chunk of res.body ?? []) {
-      for (let w = 0; w < chunk.length;) w += await file.write(chunk.subarray(w));
+      await writeAll(file, chunk);
       hash.update(chunk);
       bytesDone += chunk.length;
       const seconds = (performance.now() - started) / 1000;

@@ -16,6 +16,8 @@
  */
 import { basename, dirname, join } from "node:path";
 import { CellposeError } from "../core/errors.ts";
+import { checkCancelled } from "../core/check.ts";
+import { statFile } from "../core/fs.ts";
 import type { Device, NetRunner } from "../core/types.ts";
 import { readChecksumFile, sha256File } from "./checksum.ts";
 import { convertCheckpoint } from "./cpsam_graph.ts";
@@ -53,22 +55,6 @@ export interface ConvertModelResult {
   precision: Precision;
   /** true when an up-to-date conversion was found and nothing was built */
   reused: boolean;
-}
-
-function checkAbort(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) {
-    throw new CellposeError("CANCELLED", `${what} cancelled`, what, { cause: signal.reason });
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** Hashes the checkpoint and checks it against the `.sha256` written when it was downloaded. */
@@ -143,15 +129,15 @@ export async function convertModel(
   const onnxPath = await convertedPath(checkpoint, precision, options);
   const record = await readConversionRecord(onnxPath);
   const built = record?.checkpoint === checkpoint && record.precision === precision &&
-    await exists(onnxPath);
+    (await statFile(onnxPath)) !== undefined;
   if (!force && built && recordMatches(record, info)) {
     return { onnxPath, checkpoint, sha256: record!.sha256, precision, reused: true };
   }
-  checkAbort(signal, `conversion of ${checkpoint}`);
+  checkCancelled(signal, `conversion of ${checkpoint}`);
   const sha256 = await verifiedSha256(checkpoint, info.size, onProgress);
   const reused = !force && built && record!.sha256 === sha256; // touched, not changed
   if (!reused) {
-    checkAbort(signal, `conversion of ${checkpoint}`);
+    checkCancelled(signal, `conversion of ${checkpoint}`);
     onProgress?.({ stage: "convert", path: onnxPath });
     await convertInPlace(checkpoint, onnxPath, precision);
   }
@@ -198,7 +184,7 @@ export async function loadModel(
   const onnxPath = model.kind === "onnx"
     ? model.path
     : (await convertModel(model.path, options)).onnxPath;
-  checkAbort(signal, `loading ${model.path}`);
+  checkCancelled(signal, `loading ${model.path}`);
   onProgress?.({ stage: "load", path: onnxPath });
   return await createRunner(onnxPath, { device, name: model.name, batchSize, numThreads });
 }

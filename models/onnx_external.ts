@@ -17,7 +17,7 @@
  * ```
  * @module
  */
-import { writeAll } from "../io/tiff_strips.ts";
+import { writeAll } from "../core/fs.ts";
 import type { LazyTensor } from "./onnx_builder.ts";
 import type { OnnxTensor } from "./onnx_proto.ts";
 

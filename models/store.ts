@@ -27,6 +27,7 @@ import { homedir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CellposeError } from "../core/errors.ts";
+import { statFile } from "../core/fs.ts";
 import { readChecksumFile, sha256File } from "./checksum.ts";
 import { downloadFile, type DownloadResult, type ModelProgress } from "./download.ts";
 import { type Precision, PRECISIONS, precisionSuffix } from "./precision.ts";
@@ -170,16 +171,6 @@ export interface ResolvedModel {
 export interface ResolveOptions extends DownloadModelOptions {
   /** [true] download a registry model (e.g. `cpsam`) that is not in the cache */
   download?: boolean;
-}
-
-async function statFile(path: string): Promise<Deno.FileInfo | undefined> {
-  try {
-    const info = await Deno.stat(path);
-    return info.isFile ? info : undefined;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return;
-    throw e;
-  }
 }
 
 function located(path: string): ResolvedModel {

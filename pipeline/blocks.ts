@@ -16,6 +16,7 @@
  * @module
  */
 import { CellposeError } from "../core/errors.ts";
+import { checkInt } from "../core/check.ts";
 
 /** A half-open pixel rectangle `[y0, y1) x [x0, x1)` in image coordinates. */
 export interface Rect {
@@ -55,13 +56,6 @@ export interface BlockOptions {
   halo?: number;
 }
 
-function positiveInt(name: string, v: number, min: number, expected: string): number {
-  if (!Number.isInteger(v) || v < min) {
-    throw new CellposeError("BAD_PARAMETER", `${name} must be ${expected}, got ${v}`, v);
-  }
-  return v;
-}
-
 /**
  * Lists the blocks of a `height` x `width` image (see the module doc). Throws BAD_PARAMETER for
  * a non-integer or non-positive size, a block size below 2 or a halo outside `[0, blockSize/2]`
@@ -76,15 +70,10 @@ function positiveInt(name: string, v: number, min: number, expected: string): nu
  * ```
  */
 export function planBlocks(height: number, width: number, options: BlockOptions = {}): BlockPlan {
-  positiveInt("height", height, 1, "an integer >= 1");
-  positiveInt("width", width, 1, "an integer >= 1");
-  const blockSize = positiveInt("blockSize", options.blockSize ?? 2048, 2, "an integer >= 2");
-  const halo = positiveInt(
-    "halo",
-    options.halo ?? Math.min(128, blockSize >> 1),
-    0,
-    "an integer >= 0",
-  );
+  checkInt("height", height, 1);
+  checkInt("width", width, 1);
+  const blockSize = checkInt("blockSize", options.blockSize ?? 2048, 2);
+  const halo = checkInt("halo", options.halo ?? Math.min(128, blockSize >> 1), 0);
   if (2 * halo > blockSize) {
     throw new CellposeError(
       "BAD_PARAMETER",

@@ -19,6 +19,7 @@
  * @module
  */
 import { CellposeError } from "../core/errors.ts";
+import { checkCancelled } from "../core/check.ts";
 import type { NdArray } from "../core/ndarray.ts";
 import type { NetRunner, Progress } from "../core/types.ts";
 import { resizeImage } from "./resize.ts";
@@ -107,9 +108,7 @@ export async function runNetwork(
   let done = 0;
   options.onProgress?.({ stage: "network", tilesDone: 0, tilesTotal: total });
   while (done < total) {
-    if (options.signal?.aborted) {
-      throw new CellposeError("CANCELLED", "segmentation was cancelled", options.signal.reason);
-    }
+    checkCancelled(options.signal);
     const n = Math.min(batchSize, total - done);
     const batch = new Float32Array(n * tileLen);
     for (let b = 0; b < n; b++) {

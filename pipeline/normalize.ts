@@ -25,7 +25,7 @@
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import type { NormalizeOptions } from "../core/types.ts";
-import { percentiles } from "./percentile.ts";
+import { percentiles } from "../core/percentile.ts";
 import { gaussianFilter1d } from "./gaussian.ts";
 import { resizeImage } from "./resize.ts";
 import { tileStarts } from "./tiles.ts";

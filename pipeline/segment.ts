@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import { CellposeError } from "../core/errors.ts";
+import { badParameter, checkCancelled } from "../core/check.ts";
 import type { NdArray } from "../core/ndarray.ts";
 import type {
   DynamicsOptions,
@@ -27,7 +27,7 @@ import type {
   SegmentResult,
 } from "../core/types.ts";
 import { computeMasks, DYNAMICS_DEFAULTS } from "../dynamics/compute_masks.ts";
-import { maxLabel } from "../dynamics/labels.ts";
+import { maxLabel } from "../core/labels.ts";
 import { convertImage } from "./channels.ts";
 import { checkFinite, normalizeImage } from "./normalize.ts";
 import { diameterScale, runNetwork } from "./flows.ts";
@@ -37,14 +37,6 @@ import { fillHolesAndRemoveSmallMasks } from "../dynamics/fill_holes.ts";
 
 /** Options of {@link segment}: {@link SegmentOptions} plus the network to run. */
 export type SegmentWithModel = SegmentOptions & { model: NetRunner };
-
-function bad(field: string, expected: string, value: unknown): CellposeError {
-  return new CellposeError(
-    "BAD_PARAMETER",
-    `${field} must be ${expected}, got ${JSON.stringify(value) ?? String(value)}`,
-    value,
-  );
-}
 
 /** Checks every option that has a range; throws BAD_PARAMETER naming the first bad one. */
 function checkOptions(o: SegmentWithModel): void {
@@ -66,12 +58,12 @@ function checkOptions(o: SegmentWithModel): void {
   ];
   for (const [field, ok, expected] of checks) {
     const v = o[field];
-    if (v !== undefined && !ok(v)) throw bad(field, expected, v);
+    if (v !== undefined && !ok(v)) throw badParameter(field, expected, v);
   }
   if (
     o.normalize !== undefined && typeof o.normalize !== "boolean" && typeof o.normalize !== "object"
   ) {
-    throw bad("normalize", "a boolean or normalisation options", o.normalize);
+    throw badParameter("normalize", "a boolean or normalisation options", o.normalize);
   }
 }
 
@@ -102,19 +94,27 @@ export async function segment(
   options: SegmentWithModel,
 ): Promise<SegmentResult> {
   if (!options?.model || typeof options.model.run !== "function") {
-    throw bad("model", "a NetRunner (see createRunner)", options?.model);
+    throw badParameter("model", "a NetRunner (see createRunner)", options?.model);
   }
   checkOptions(options);
   const stitch = (options.stitchThreshold ?? 0) > 0;
   const isStack = options.do3D === true || stitch;
   if (options.zAxis !== undefined && !isStack) {
-    throw bad("zAxis", "absent unless do3D or stitchThreshold is set (a stack)", options.zAxis);
+    throw badParameter(
+      "zAxis",
+      "absent unless do3D or stitchThreshold is set (a stack)",
+      options.zAxis,
+    );
   }
   if (stitch && options.frame !== undefined) {
-    throw bad("frame", "absent with stitchThreshold (per-plane dynamics)", options.frame);
+    throw badParameter("frame", "absent with stitchThreshold (per-plane dynamics)", options.frame);
   }
   if (isStack && options.zAxis === undefined) {
-    throw bad("zAxis", "the Z axis of the stack when do3D or stitchThreshold is set", undefined);
+    throw badParameter(
+      "zAxis",
+      "the Z axis of the stack when do3D or stitchThreshold is set",
+      undefined,
+    );
   }
   const timings: Record<string, number> = {};
   const t0 = performance.now();
@@ -125,9 +125,7 @@ export async function segment(
     t = now;
   };
   const cancelled = () => {
-    if (options.signal?.aborted) {
-      throw new CellposeError("CANCELLED", "segmentation was cancelled", options.signal.reason);
-    }
+    checkCancelled(options.signal);
   };
   const progress = options.onProgress;
 
@@ -211,7 +209,11 @@ async function stitchedMasks(
 function normalizeStage(x: ImageArray, o: SegmentOptions): NdArray<Float32Array> {
   if (o.normalize === false) {
     if (o.invert) {
-      throw bad("invert", "false when normalize is false (cannot invert unnormalised data)", true);
+      throw badParameter(
+        "invert",
+        "false when normalize is false (cannot invert unnormalised data)",
+        true,
+      );
     }
     checkFinite(x.data);
     return { data: Float32Array.from(x.data), shape: x.shape };

@@ -23,11 +23,12 @@
  * @module
  */
 import { CellposeError } from "../core/errors.ts";
+import { badParameter, checkCancelled } from "../core/check.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import type { ImageSource, NormalizeOptions, Progress } from "../core/types.ts";
 import { openImageSource } from "../io/image_source.ts";
 import { type LabelTarget, tiffLabels } from "../io/label_sink.ts";
-import { writeAll } from "../io/tiff_strips.ts";
+import { writeAll } from "../core/fs.ts";
 import { type Block, type BlockOptions, type BlockPlan, planBlocks } from "./blocks.ts";
 import {
   applyMerge,
@@ -37,7 +38,7 @@ import {
   type MergeResult,
 } from "./merge_labels.ts";
 import { checkFinite, MIN_RANGE, sampleStrides } from "./normalize.ts";
-import { percentiles } from "./percentile.ts";
+import { percentiles } from "../core/percentile.ts";
 import { segment, type SegmentWithModel } from "./segment.ts";
 
 const f32 = Math.fround;
@@ -65,14 +66,6 @@ export type BlockJobOptions = SegmentWithModel & {
   zeroChannels?: number[];
 };
 
-function bad(field: string, expected: string, value: unknown): CellposeError {
-  return new CellposeError(
-    "BAD_PARAMETER",
-    `${field} must be ${expected} for segmentLarge, got ${JSON.stringify(value)}`,
-    value,
-  );
-}
-
 /**
  * The normalisation a single pass over the whole image would use, as fixed per-block options:
  * `lowhigh` per channel (cellpose's percentiles of the whole image, with its subsampling rule)
@@ -98,7 +91,11 @@ export async function imageNormalization(
   if (options.normalize === false) return { normalize: false, zeroChannels: [] };
   const given: NormalizeOptions = typeof options.normalize === "object" ? options.normalize : {};
   if ((given.tileNormBlocksize ?? 0) > 0) {
-    throw bad("normalize.tileNormBlocksize", "0 (tile normalisation is per block)", given);
+    throw badParameter(
+      "normalize.tileNormBlocksize",
+      "0 for segmentLarge (tile normalisation is per block)",
+      given,
+    );
   }
   const invert = given.invert ?? options.invert ?? false;
   if (given.lowhigh !== undefined) {
@@ -179,7 +176,7 @@ export async function segmentBlock(
   options: BlockJobOptions,
 ): Promise<BlockOutput> {
   const block = plan.blocks[id];
-  if (!block) throw bad("block id", `in [0, ${plan.blocks.length})`, id);
+  if (!block) throw badParameter("block id", `in [0, ${plan.blocks.length})`, id);
   const region = await source.read(block);
   const nc = region.shape.length === 3 ? region.shape[2] : 1;
   if (options.zeroChannels?.length) {
@@ -261,9 +258,7 @@ export async function assembleBlocks(
   try {
     const summaries = [];
     for (const b of plan.blocks) {
-      if (options.signal?.aborted) {
-        throw new CellposeError("CANCELLED", "segmentation was cancelled", options.signal.reason);
-      }
+      checkCancelled(options.signal);
       const out = await job(b);
       const bytes = new Uint8Array(
         out.core.data.buffer,
@@ -388,11 +383,15 @@ export async function segmentLarge(
   options: SegmentLargeOptions,
 ): Promise<SegmentLargeResult> {
   if (options.do3D || (options.stitchThreshold ?? 0) > 0 || options.zAxis !== undefined) {
-    throw bad("do3D, stitchThreshold and zAxis", "absent (2-D images only)", {
-      do3D: options.do3D,
-      stitchThreshold: options.stitchThreshold,
-      zAxis: options.zAxis,
-    });
+    throw badParameter(
+      "do3D, stitchThreshold and zAxis",
+      "absent for segmentLarge (2-D images only)",
+      {
+        do3D: options.do3D,
+        stitchThreshold: options.stitchThreshold,
+        zAxis: options.zAxis,
+      },
+    );
   }
   const t0 = performance.now();
   const opened = typeof input === "string" ? await openImageSource(input) : undefined;

@@ -16,7 +16,7 @@
  * @module
  */
 import { CellposeError } from "../core/errors.ts";
-import { maxLabel } from "../dynamics/labels.ts";
+import { maxLabel } from "../core/labels.ts";
 import { iouPairs } from "../metrics/matching.ts";
 
 /**

@@ -26,7 +26,7 @@ import { guard } from "./auth.ts";
 import { createEngine, type RemoteModel } from "./engine.ts";
 import { bridgeRoutes } from "./bridge.ts";
 import { decodeImage, withAxes } from "./image_input.ts";
-import { errorResponse, jsonError, statusOf } from "./errors.ts";
+import { errorResponse, jsonError, ServerError, statusOf } from "./errors.ts";
 import { createJobQueue, isFinal, type Job, type JobQueue } from "./jobs.ts";
 import { createModelSlot, type ModelSlot } from "./model_slot.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -262,7 +262,7 @@ export function createApp(options: AppOptions = {}): CellposeApp {
   function getJob(id: string): Job<JobInput, StoredResult> {
     const job = jobs.get(id);
     if (!job) {
-      throw new CellposeError("NOT_FOUND", `no job ${id} (unknown, deleted or expired)`, {
+      throw new ServerError("NOT_FOUND", `no job ${id} (unknown, deleted or expired)`, {
         field: "id",
         got: id,
       });
@@ -274,7 +274,7 @@ export function createApp(options: AppOptions = {}): CellposeApp {
   async function replaceMasks(id: string, bytes: Uint8Array): Promise<void> {
     const job = getJob(id);
     if (!job.result) {
-      throw new CellposeError("NOT_READY", `job ${id} is ${job.status}, not done`, {
+      throw new ServerError("NOT_READY", `job ${id} is ${job.status}, not done`, {
         field: "job",
       });
     }
@@ -309,7 +309,7 @@ export function createApp(options: AppOptions = {}): CellposeApp {
 function resultResponse(job: Job<JobInput, StoredResult>, format: string): Response {
   if (job.status === "failed") {
     const e = job.error!;
-    const status = e.code === "INTERNAL" ? 500 : statusOf(e.code as CellposeError["code"]);
+    const status = e.code === "INTERNAL" ? 500 : statusOf(e.code);
     return jsonError(status, e.code, `job ${job.id} failed: ${e.message}`);
   }
   if (job.status === "cancelled") {

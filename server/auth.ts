@@ -29,12 +29,12 @@ export function isLoopback(hostname: string): boolean {
   return h === "localhost" || h === "::1" || /^127(\.\d{1,3}){3}$/.test(h);
 }
 
-/** Throws `UNAUTHORIZED` when `hostname` is not loopback and no usable token is given. */
+/** Throws `BAD_PARAMETER` (field `token`) when `hostname` is not loopback and no usable token is given. */
 export function requireTokenForBind(hostname: string, token: string | undefined): void {
   if (isLoopback(hostname)) return;
   if (!token || token.length < 8) {
     throw new CellposeError(
-      "UNAUTHORIZED",
+      "BAD_PARAMETER",
       `listening on ${hostname} (not loopback) needs a token of at least 8 characters ` +
         "(--token or $CELLPOSE_TOKEN); clients then send Authorization: Bearer <token>",
       { field: "token" },

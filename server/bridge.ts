@@ -24,7 +24,7 @@
  */
 import { Hono } from "hono";
 import { CellposeError } from "../core/errors.ts";
-import { errorResponse } from "./errors.ts";
+import { errorResponse, ServerError } from "./errors.ts";
 import { readBodyLimited } from "./upload.ts";
 
 /** A command queued for a viewer. */
@@ -101,7 +101,7 @@ export function bridgeRoutes(options: BridgeOptions): Hono {
     for (const [id, v] of viewers) {
       if (!v.poller && now - v.lastSeen > staleMs) {
         for (const w of v.imageWaiters) {
-          w.reject(new CellposeError("NOT_FOUND", `viewer ${id} disconnected`, id));
+          w.reject(new ServerError("NOT_FOUND", `viewer ${id} disconnected`, id));
         }
         viewers.delete(id);
       }
@@ -111,7 +111,7 @@ export function bridgeRoutes(options: BridgeOptions): Hono {
     prune();
     const v = viewers.get(id);
     if (!v) {
-      throw new CellposeError("NOT_FOUND", `no connected viewer with id ${id}`, {
+      throw new ServerError("NOT_FOUND", `no connected viewer with id ${id}`, {
         field: "id",
         got: id,
       });
@@ -197,7 +197,7 @@ export function bridgeRoutes(options: BridgeOptions): Hono {
       const timer = setTimeout(
         () =>
           reject(
-            new CellposeError(
+            new ServerError(
               "NOT_READY",
               `viewer ${v.name} did not send an image within ${wait / 1000} s`,
               v.id,

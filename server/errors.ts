@@ -1,18 +1,25 @@
 /**
- * Turns any thrown value into the API's error response `{error: {code, message, field?}}` with
- * the matching HTTP status. {@link CellposeError} codes map to 4xx/5xx; anything else is a 500
- * whose details are logged, not sent.
+ * The server's own errors ({@link ServerError}: a refused request, an unknown job or viewer,
+ * a result not ready) and the API's error response `{error: {code, message, field?}}` with the
+ * matching HTTP status. {@link CellposeError} and {@link ServerError} codes map to 4xx/5xx;
+ * anything else is a 500 whose details are logged, not sent.
  *
  * A request-level error names the offending field through its `value`: `{field: "flow_threshold",
- * got: "abc"}` (see {@link badParam}); `value.status` overrides the code's status where one code
- * means different things (`MODEL_NOT_FOUND`: 404 when asked for, 503 when none is loaded) and
- * `value.retryAfter` (seconds) adds a `Retry-After` header.
+ * got: "abc"}` (see `badParameter` in `core/check.ts`); `value.status` overrides the code's
+ * status where one code means different things (`MODEL_NOT_FOUND`: 404 when asked for, 503 when
+ * none is loaded) and `value.retryAfter` (seconds) adds a `Retry-After` header.
  *
  * @example
  * ```ts
- * import { errorResponse, badParam } from "./errors.ts";
- * const res = errorResponse(badParam("niter", "abc", "an integer >= 0"));
- * console.log(res.status); // 400
+ * import { assertEquals } from "@std/assert";
+ * import { badParameter } from "../core/check.ts";
+ * import { errorResponse, ServerError } from "./errors.ts";
+ * const res = errorResponse(badParameter("niter", "an integer >= 0", "abc"));
+ * assertEquals(res.status, 400);
+ * assertEquals((await res.json()).error.field, "niter");
+ * const busy = errorResponse(new ServerError("QUEUE_FULL", "queue is full", { retryAfter: 3 }));
+ * assertEquals([busy.status, busy.headers.get("retry-after")], [429, "3"]);
+ * await busy.body?.cancel();
  * ```
  * @module
  */
@@ -23,7 +30,34 @@ export interface ApiErrorBody {
   error: { code: string; message: string; field?: string };
 }
 
-const STATUS: Record<CellposeErrorCode, number> = {
+/** Machine-readable kinds of the server's own errors (HTTP 429, 404, 401, 403, 409). */
+export type ServerErrorCode =
+  | "QUEUE_FULL"
+  | "NOT_FOUND"
+  | "UNAUTHORIZED"
+  | "FORBIDDEN"
+  | "NOT_READY";
+
+/**
+ * An error only the HTTP server has: the request was refused (`QUEUE_FULL`, `UNAUTHORIZED`,
+ * `FORBIDDEN`), names nothing it knows (`NOT_FOUND`) or came too early (`NOT_READY`). `value`
+ * carries the offending input, as {@link CellposeError}'s does.
+ */
+export class ServerError extends Error {
+  /** the kind */
+  readonly code: ServerErrorCode;
+  /** the offending value, or `{field, got?, retryAfter?, status?}` */
+  readonly value: unknown;
+  /** An error of kind `code` about `value`. */
+  constructor(code: ServerErrorCode, message: string, value?: unknown, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ServerError";
+    this.code = code;
+    this.value = value;
+  }
+}
+
+const STATUS: Record<CellposeErrorCode | ServerErrorCode, number> = {
   BAD_PARAMETER: 400,
   BAD_SHAPE: 422,
   BAD_DTYPE: 422,
@@ -43,38 +77,29 @@ const STATUS: Record<CellposeErrorCode, number> = {
   NOT_READY: 409,
 };
 
-/** HTTP status for an error code. */
-export function statusOf(code: CellposeErrorCode): number {
-  return STATUS[code] ?? 500;
-}
-
-/** A `BAD_PARAMETER` error naming the field, the value received and what was expected. */
-export function badParam(field: string, got: unknown, expected: string): CellposeError {
-  const shown = typeof got === "string" ? JSON.stringify(got) : String(got);
-  return new CellposeError(
-    "BAD_PARAMETER",
-    `${field} must be ${expected}, got ${shown}`,
-    { field, got },
-  );
+/** HTTP status for an error code (500 for one it does not know). */
+export function statusOf(code: string): number {
+  return STATUS[code as CellposeErrorCode] ?? 500;
 }
 
 /** The field an error names: its `value.field`, else `fallback`. */
-function fieldOf(err: CellposeError, fallback?: string): string | undefined {
+function fieldOf(err: CellposeError | ServerError, fallback?: string): string | undefined {
   const v = err.value as { field?: unknown } | undefined;
   return v && typeof v === "object" && typeof v.field === "string" ? v.field : fallback;
 }
 
 /**
  * The JSON error response for `err`. `field` names the request field the error is about when the
- * error itself does not (e.g. "image" for a decoding failure). Errors that are not
- * {@link CellposeError}s become a 500 with a generic message; `log` receives them.
+ * error itself does not (e.g. "image" for a decoding failure). Errors that are neither
+ * {@link CellposeError}s nor {@link ServerError}s become a 500 with a generic message; `log`
+ * receives them.
  */
 export function errorResponse(
   err: unknown,
   field?: string,
   log: (msg: string) => void = console.error,
 ): Response {
-  if (!(err instanceof CellposeError)) {
+  if (!(err instanceof CellposeError || err instanceof ServerError)) {
     log(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     return jsonError(500, "INTERNAL", "internal server error (details in the server log)");
   }

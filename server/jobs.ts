@@ -22,6 +22,8 @@
  * @module
  */
 import { CellposeError } from "../core/errors.ts";
+import { ServerError } from "./errors.ts";
+import { checkInt } from "../core/check.ts";
 import type { Progress } from "../core/types.ts";
 
 /** Lifecycle of a job; the last three are final. */
@@ -137,8 +139,8 @@ export function createJobQueue<I, R>(
   work: (input: I, ctx: JobContext) => Promise<R>,
   options: JobQueueOptions<R>,
 ): JobQueue<I, R> {
-  const concurrency = positiveInt("concurrency", options.concurrency ?? 1, 1);
-  const maxQueued = positiveInt("maxQueued", options.maxQueued ?? 16, 0);
+  const concurrency = checkInt("concurrency", options.concurrency ?? 1, 1);
+  const maxQueued = checkInt("maxQueued", options.maxQueued ?? 16, 0);
   const maxQueuedBytes = options.maxQueuedBytes ?? 2 ** 31;
   const ttl = options.resultTtlMs ?? 3_600_000;
   const maxResultBytes = options.maxResultBytes ?? 2 ** 30;
@@ -254,12 +256,12 @@ export function createJobQueue<I, R>(
 
   function checkRoom(inputBytes: number) {
     if (closed) {
-      throw new CellposeError("QUEUE_FULL", "server is shutting down", { retryAfter: 5 });
+      throw new ServerError("QUEUE_FULL", "server is shutting down", { retryAfter: 5 });
     }
     const busy = running >= concurrency;
     if (busy && (waiting.length >= maxQueued || queuedBytes + inputBytes > maxQueuedBytes)) {
       const retryAfter = Math.ceil((meanRunMs * (waiting.length + 1)) / concurrency / 1000);
-      throw new CellposeError(
+      throw new ServerError(
         "QUEUE_FULL",
         `queue is full (${running} running, ${waiting.length} waiting, ` +
           `${queuedBytes} bytes queued); retry in about ${retryAfter} s`,
@@ -343,7 +345,7 @@ export function createJobQueue<I, R>(
     settled(id) {
       const job = jobs.get(id);
       if (!job) {
-        return Promise.reject(new CellposeError("NOT_FOUND", `no job ${id}`, { field: "id" }));
+        return Promise.reject(new ServerError("NOT_FOUND", `no job ${id}`, { field: "id" }));
       }
       if (isFinal(job.status)) return Promise.resolve(job);
       return new Promise((resolve) => {
@@ -373,11 +375,4 @@ export function createJobQueue<I, R>(
 function toJobError(e: unknown): JobError {
   if (e instanceof CellposeError) return { code: e.code, message: e.message };
   return { code: "INTERNAL", message: e instanceof Error ? e.message : String(e) };
-}
-
-function positiveInt(name: string, v: number, min: number): number {
-  if (!Number.isInteger(v) || v < min) {
-    throw new CellposeError("BAD_PARAMETER", `${name} must be an integer >= ${min}, got ${v}`, v);
-  }
-  return v;
 }

@@ -12,7 +12,7 @@
  * @module
  */
 import type { NormalizeOptions, SegmentOptions } from "../core/types.ts";
-import { badParam } from "./errors.ts";
+import { badParameter } from "../core/check.ts";
 import { CellposeError } from "../core/errors.ts";
 
 /** Description of one parameter. */
@@ -241,12 +241,12 @@ function parseNumber(
   const range = `${openMin ? "(" : "["}${min ?? "-inf"}, ${max ?? "inf"}${openMax ? ")" : "]"}`;
   const expected = `${integer ? "an integer" : "a number"} in ${range}`;
   if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw badParam(field, value, expected);
+    throw badParameter(field, expected, value);
   }
   const low = min !== undefined && (n < min || (openMin && n === min));
   const high = max !== undefined && (n > max || (openMax && n === max));
   if (low || high) {
-    throw badParam(field, value, expected);
+    throw badParameter(field, expected, value);
   }
   return n;
 }
@@ -255,7 +255,7 @@ function parseBool(field: string, value: unknown): boolean {
   if (typeof value === "boolean") return value;
   if (value === 1 || value === "1" || value === "true") return true;
   if (value === 0 || value === "0" || value === "false") return false;
-  throw badParam(field, value, "true or false");
+  throw badParameter(field, "true or false", value);
 }
 
 function parseNormalize(field: string, value: unknown): boolean | NormalizeOptions {
@@ -264,7 +264,7 @@ function parseNormalize(field: string, value: unknown): boolean | NormalizeOptio
     try {
       v = JSON.parse(v);
     } catch {
-      throw badParam(field, value, "true, false or a JSON object");
+      throw badParameter(field, "true, false or a JSON object", value);
     }
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) return parseBool(field, v);
@@ -273,7 +273,7 @@ function parseNormalize(field: string, value: unknown): boolean | NormalizeOptio
     const sub = `${field}.${k}`;
     if (k === "percentile") {
       const p = numberPair(sub, x, 0, 100);
-      if (p[0] >= p[1]) throw badParam(sub, JSON.stringify(x), "[low, high] with low < high");
+      if (p[0] >= p[1]) throw badParameter(sub, "[low, high] with low < high", JSON.stringify(x));
       out.percentile = p;
     } else if (k === "tile_norm_blocksize" || k === "tileNormBlocksize") {
       out.tileNormBlocksize = parseNumber(sub, x, true, { min: 0 });
@@ -286,11 +286,10 @@ function parseNormalize(field: string, value: unknown): boolean | NormalizeOptio
         ? x.map((pair, i) => numberPair(`${sub}[${i}]`, pair, -Infinity, Infinity))
         : numberPair(sub, x, -Infinity, Infinity);
     } else {
-      throw badParam(
+      throw badParameter(
         sub,
+        "absent: known keys are percentile, tile_norm_blocksize, norm3D, invert, lowhigh",
         JSON.stringify(x),
-        "absent: known keys are percentile, " +
-          "tile_norm_blocksize, norm3D, invert, lowhigh",
       );
     }
   }
@@ -300,6 +299,6 @@ function parseNormalize(field: string, value: unknown): boolean | NormalizeOptio
 function numberPair(field: string, x: unknown, min: number, max: number): [number, number] {
   const ok = Array.isArray(x) && x.length === 2 &&
     x.every((n) => typeof n === "number" && Number.isFinite(n) && n >= min && n <= max);
-  if (!ok) throw badParam(field, JSON.stringify(x), `[number, number] within ${min}..${max}`);
+  if (!ok) throw badParameter(field, `[number, number] within ${min}..${max}`, JSON.stringify(x));
   return [x[0], x[1]];
 }

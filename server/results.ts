@@ -16,6 +16,7 @@
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import type { SegmentResult } from "../core/types.ts";
 import { CellposeError } from "../core/errors.ts";
+import { ServerError } from "./errors.ts";
 import { writeNpy } from "../io/npy.ts";
 import { encodeLabels } from "../io/labels.ts";
 import { encodeRoiZip } from "../io/roi.ts";
@@ -65,7 +66,7 @@ const NPY = "application/x-npy";
 
 function kept<T>(v: T | undefined, what: string): T {
   if (v === undefined) {
-    throw new CellposeError(
+    throw new ServerError(
       "NOT_FOUND",
       `this server does not keep ${what} (started with keepFlows false)`,
       { field: "format", got: what },

@@ -13,6 +13,7 @@
  * @module
  */
 import { CellposeError } from "../core/errors.ts";
+import { ServerError } from "./errors.ts";
 
 function tooLarge(limit: number, got: string): CellposeError {
   return new CellposeError(
@@ -37,7 +38,7 @@ export function uploadBudget(limit: number): UploadBudget {
   return {
     take(n) {
       if (used + n > limit) {
-        throw new CellposeError(
+        throw new ServerError(
           "QUEUE_FULL",
           `the server is receiving ${used} bytes of uploads already (limit ${limit}, option ` +
             "maxUploadingBytes); retry in a moment",

@@ -30,3 +30,14 @@ export const assertRejects: <E extends Error>(
   ErrorClass: Ctor<E>,
   msgIncludes?: string,
 ) => Promise<E> = rj.assertRejects as never;
+
+/**
+ * Largest `|a[i] - b[i]|`; a length mismatch fails (a NaN on either side gives NaN, which no
+ * tolerance accepts).
+ */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  eq.assertEquals(a.length, b.length, "arrays differ in length");
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}

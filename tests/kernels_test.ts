@@ -2,7 +2,7 @@
  * The WGSL kernels against their TypeScript twins on the same inputs, and the WebGPU backend
  * end to end against the reference fixtures. Skipped where WebGPU has no adapter.
  */
-import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { assert, assertEquals, assertRejects, maxAbsDiff } from "./assert.ts";
 import { fixture, manifest, REPO } from "./fixtures.ts";
 import { assertMasksMatch } from "./match_masks.ts";
 import { blockPixels } from "./block_pixels.ts";
@@ -54,12 +54,6 @@ async function input3D() {
 async function labelsOf(name: string) {
   const l = await fixture(name);
   return { labels: Uint32Array.from(l.data as Uint16Array), shape: l.shape };
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 Deno.test({

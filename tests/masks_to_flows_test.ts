@@ -1,15 +1,10 @@
-import { assert, assertEquals, assertThrows } from "./assert.ts";
+import { assert, assertEquals, assertThrows, maxAbsDiff } from "./assert.ts";
 import { fixture } from "./fixtures.ts";
 import { CellposeError } from "../core/errors.ts";
 import { masksToFlows } from "../dynamics/masks_to_flows.ts";
 import { diffuseHeat2D } from "../dynamics/heat.ts";
-import { renumber, toLabels } from "../dynamics/labels.ts";
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
+import { toLabels } from "../core/labels.ts";
+import { renumber } from "../dynamics/labels.ts";
 
 for (const name of ["dyn-small", "dyn-large", "dyn-noisy", "dyn-thresh", "dyn3d"]) {
   Deno.test(`masksToFlows: ${name} matches cellpose v4 within 1e-3`, async () => {

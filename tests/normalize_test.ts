@@ -1,17 +1,11 @@
 import { join } from "node:path";
-import { assert, assertAlmostEquals, assertEquals, assertThrows } from "./assert.ts";
+import { assert, assertAlmostEquals, assertEquals, assertThrows, maxAbsDiff } from "./assert.ts";
 import { fixture, REPO } from "./fixtures.ts";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import { readNpyFile } from "../io/npy.ts";
 import { normalizeImage } from "../pipeline/normalize.ts";
-import { percentile, percentiles } from "../pipeline/percentile.ts";
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
+import { percentile, percentiles } from "../core/percentile.ts";
 
 Deno.test("normalize: eval fixtures (1st/99th percentile per channel) match cellpose", async () => {
   for (const name of ["eval2ch", "eval3ch", "evaldiam"]) {

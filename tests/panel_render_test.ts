@@ -5,10 +5,10 @@ import {
   deleteMask,
   flowsToRgba,
   labelColor,
-  maxLabel,
   overlay,
   paintDisc,
 } from "../plugin-ui/src/render.ts";
+import { maxLabel } from "../core/labels.ts";
 
 Deno.test("panel render: overlay fills masks, draws outlines on mask borders, leaves background", () => {
   const w = 5, h = 5;

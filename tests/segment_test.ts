@@ -3,7 +3,7 @@
  * random cpsam checkpoint converted to ONNX once for this file.
  */
 import { join } from "node:path";
-import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { assert, assertEquals, assertRejects, maxAbsDiff } from "./assert.ts";
 import { fixture, FIXTURES, manifest } from "./fixtures.ts";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
@@ -25,12 +25,6 @@ async function openTinyModel(): Promise<{ model: NetRunner; close: () => Promise
       await Deno.remove(dir, { recursive: true });
     },
   };
-}
-
-function maxAbsDiff(a: Float32Array, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 /** Matches every reference mask to the predicted mask it overlaps most; returns the worst IoU. */

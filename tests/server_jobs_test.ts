@@ -5,6 +5,7 @@
  */
 import { assert, assertEquals, assertThrows } from "./assert.ts";
 import { CellposeError } from "../core/errors.ts";
+import { ServerError } from "../server/errors.ts";
 import { createJobQueue, type JobContext } from "../server/jobs.ts";
 
 /** Work that ends when the test says so. */
@@ -23,7 +24,7 @@ Deno.test("jobs: at most `concurrency` run; more wait; a full queue refuses with
   try {
     const a = q.submit(1, 10), b = q.submit(2, 10), c = q.submit(3, 10);
     assertEquals([a.status, b.status, c.status], ["running", "running", "queued"]);
-    const full = assertThrows(() => q.submit(4, 10), CellposeError);
+    const full = assertThrows(() => q.submit(4, 10), ServerError);
     assertEquals(full.code, "QUEUE_FULL");
     assert((full.value as { retryAfter: number }).retryAfter >= 1);
     assertEquals(q.stats().queuedBytes, 10);

@@ -514,7 +514,12 @@ Deno.test("server: uploads in progress share a byte budget; past it 429", async 
 });
 
 Deno.test("server: a non-loopback bind needs a token, then every API call does", async () => {
-  await assertRejects(() => serve({ host: "0.0.0.0", token: "" }), CellposeError, "token");
+  const noToken = await assertRejects(
+    () => serve({ host: "0.0.0.0", token: "" }),
+    CellposeError,
+    "token",
+  );
+  assertEquals(noToken.code, "BAD_PARAMETER");
   const lines: string[] = [];
   const token = "test-token-0123456789";
   const server = await serve({ host: "0.0.0.0", token, log: (l) => lines.push(l) });

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { assert, assertEquals, assertRejects, maxAbsDiff } from "./assert.ts";
 import { fixture, FIXTURES } from "./fixtures.ts";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray } from "../core/ndarray.ts";
@@ -291,13 +291,6 @@ Deno.test("resolveModel: paths, cache names, .onnx files and MODEL_NOT_FOUND", a
 });
 
 /** Max |a - b| over two arrays of equal length. */
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assertEquals(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
 Deno.test("loadModel downloads, converts once, caches and matches tiny-net-output", async () => {
   await using srv = serveModels();
   const cacheDir = await Deno.makeTempDir();

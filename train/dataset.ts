@@ -21,7 +21,7 @@ import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import { transpose } from "../core/transpose.ts";
 import type { NormalizeOptions } from "../core/types.ts";
 import { masksToFlows } from "../dynamics/masks_to_flows.ts";
-import { toLabels } from "../dynamics/labels.ts";
+import { toLabels } from "../core/labels.ts";
 import { readImage } from "../io/image.ts";
 import type { TrainingPair } from "../io/files.ts";
 import { normalizeImage } from "../pipeline/normalize.ts";

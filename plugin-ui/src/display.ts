@@ -13,7 +13,7 @@
  */
 import { readImage } from "../../io/image.ts";
 import { convertImage } from "../../pipeline/channels.ts";
-import { percentiles } from "../../pipeline/percentile.ts";
+import { percentiles } from "../../core/percentile.ts";
 import type { NdArray, NumericArray } from "../../core/ndarray.ts";
 
 /** An opened image, ready to show plane by plane. */

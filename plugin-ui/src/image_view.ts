@@ -6,7 +6,8 @@
  * @module
  */
 import { css, html, LitElement, type PropertyValues } from "lit";
-import { cellprobToRgba, deleteMask, flowsToRgba, maxLabel, overlay, paintDisc } from "./render.ts";
+import { maxLabel } from "../../core/labels.ts";
+import { cellprobToRgba, deleteMask, flowsToRgba, overlay, paintDisc } from "./render.ts";
 
 /** What the view shows under the masks. */
 export type ViewMode = "image" | "flows" | "cellprob";

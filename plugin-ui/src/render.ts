@@ -153,10 +153,3 @@ export function countMasks(labels: Uint16Array | Uint32Array): number {
   for (let i = 0; i < labels.length; i++) if (labels[i]) seen.add(labels[i]);
   return seen.size;
 }
-
-/** Highest label in use (new masks drawn by the brush take the next one). */
-export function maxLabel(labels: Uint16Array | Uint32Array): number {
-  let m = 0;
-  for (let i = 0; i < labels.length; i++) if (labels[i] > m) m = labels[i];
-  return m;
-}

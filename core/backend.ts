@@ -1,7 +1,8 @@
 /**
  * The hot loops of the flows-to-masks step, behind one interface so that the TypeScript reference
- * (`cpuBackend` in `cpu_backend.ts`) and the WGSL kernels (`kernels/backend_gpu.ts`) can be
- * swapped. Signatures use plain typed arrays only; everything else of the step (histogram, seeds,
+ * (`cpuBackend` in `dynamics/cpu_backend.ts`) and the WGSL kernels (`kernels/backend_gpu.ts`)
+ * can be swapped; `dynamics/compute_masks.ts` picks one (`selectBackend`). The interface lives in
+ * `core/` so that the kernels depend on the contract, not on the dynamics. Signatures use plain typed arrays only; everything else of the step (histogram, seeds,
  * growth, renumbering, hole filling) stays in TypeScript.
  *
  * `followFlows` must handle 2D and 3D (an implementation may hand 3D to the CPU reference);
@@ -13,16 +14,30 @@
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import type { DynamicsBackend } from "./backend.ts";
+ * import { cpuBackend } from "../dynamics/cpu_backend.ts";
  * async function run(backend: DynamicsBackend) {
  *   const flow = new Float32Array(2 * 4 * 4); // zero field: nothing moves
- *   const end = await backend.followFlows(flow, [4, 4], new Uint32Array([5]), 10);
- *   console.log(end); // Int32Array [1, 1]
+ *   return await backend.followFlows(flow, [4, 4], new Uint32Array([5]), 10);
  * }
+ * assertEquals(await run(cpuBackend), new Int32Array([1, 1]));
  * ```
  * @module
  */
-import type { FollowFrame } from "../core/types.ts";
+import { CellposeError } from "./errors.ts";
+import type { FollowFrame } from "./types.ts";
+
+/** Checks the shape can be integrated (every axis at least 2 long, 2 or 3 axes). */
+export function checkFlowShape(shape: readonly number[]): void {
+  if ((shape.length !== 2 && shape.length !== 3) || shape.some((l) => l < 2)) {
+    throw new CellposeError(
+      "BAD_SHAPE",
+      `flows need a [Ly, Lx] or [Lz, Ly, Lx] image with every axis >= 2, got [${shape}]`,
+      shape,
+    );
+  }
+}
 
 /** Implementation of the flows-to-masks hot loops: the TS reference or a WebGPU one. */
 export interface DynamicsBackend {
