@@ -5,10 +5,10 @@
  * filled pixels taking the mask's label even where another, enclosed mask was; then remove small
  * masks and renumber again.
  *
- * Like the reference, the size filter matches pixel counts to labels by rank (`counts[1:]` of
- * the sorted unique values is taken to be labels 1, 2, ...). That is only right when labels are
- * 1..N with background present; after the flow-error QC (which leaves gaps) the reference can
- * drop a different label than the small one, and this module does the same on purpose.
+ * The size filter removes masks by label value, as cellpose does since 2025-11-10 (commit
+ * 2932984, "fixes a bug in fill_holes_and_remove_small_masks that removed the wrong cells"):
+ * before, pixel counts were matched to labels by rank among the present values, which after the
+ * flow-error QC (that leaves gaps in the labels) removed other masks than the small ones.
  *
  * @example
  * ```ts
@@ -36,7 +36,7 @@ export function fillHolesAndRemoveSmallMasks(
   minSize: number,
 ): number {
   if (minSize > 0) {
-    removeSmallByRank(labels, minSize);
+    removeSmall(labels, minSize);
     renumber(labels);
   }
   const max = maxLabel(labels);
@@ -55,7 +55,7 @@ export function fillHolesAndRemoveSmallMasks(
     fillBox(labels, shape, lo.subarray(b, b + ndim), ext, l, ++j, box, queue);
   }
   if (minSize > 0) {
-    removeSmallByRank(labels, minSize);
+    removeSmall(labels, minSize);
     return renumber(labels);
   }
   return maxLabel(labels);
@@ -115,20 +115,12 @@ function fillBox(
   }
 }
 
-/**
- * The reference's small-mask filter: `counts = unique(masks, return_counts)[1][1:]`, then labels
- * `nonzero(counts < minSize) + 1` are set to 0.
- */
-function removeSmallByRank(labels: Uint32Array, minSize: number): void {
+/** Sets the pixels of every label with fewer than `minSize` pixels to 0 (background stays). */
+function removeSmall(labels: Uint32Array, minSize: number): void {
   const max = maxLabel(labels);
   const counts = new Float64Array(max + 1);
   for (let i = 0; i < labels.length; i++) counts[labels[i]]++;
   const drop = new Uint8Array(max + 1);
-  let rank = -1; // rank among present values, the first present value being dropped
-  for (let v = 0; v <= max; v++) {
-    if (counts[v] === 0) continue;
-    if (rank >= 0 && counts[v] < minSize && rank + 1 <= max) drop[rank + 1] = 1;
-    rank++;
-  }
+  for (let v = 1; v <= max; v++) drop[v] = counts[v] > 0 && counts[v] < minSize ? 1 : 0;
   for (let i = 0; i < labels.length; i++) if (drop[labels[i]]) labels[i] = 0;
 }
