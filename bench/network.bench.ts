@@ -180,22 +180,25 @@ async function int8Table(
     }):\n`,
   );
   console.log(
-    "| model | fp32 s / tile | int8 s / tile | int8 / fp32 | fp32 tiles / s | int8 tiles / s | " +
-      "peak RSS MiB fp32 / int8 | int8 vs cpsam fp32 | int8 vs PyTorch best | max abs diff |",
+    "| model | fp32 s / tile | int8 s / tile | int8 / fp32 | CPU s / tile fp32 / int8 | " +
+      "fp32 tiles / s | int8 tiles / s | peak RSS MiB fp32 / int8 | int8 vs cpsam fp32 | " +
+      "int8 vs PyTorch best | max abs diff |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const [label, runs] of rows) {
     const [a, b] = [runs.fp32, runs.int8];
     if (typeof a === "string" || typeof b === "string" || !a || !b) {
-      console.log(`| ${label} | ${a ?? "-"} | ${b ?? "-"} |${" - |".repeat(7)}`);
+      console.log(`| ${label} | ${a ?? "-"} | ${b ?? "-"} |${" - |".repeat(8)}`);
       continue;
     }
-    const [f, q] = [warmBest(a).s, warmBest(b).s];
+    const [wa, wb] = [warmBest(a), warmBest(b)];
+    const [f, q] = [wa.s, wb.s];
     const cells = [
       label,
       f.toFixed(3),
       q.toFixed(3),
       `${(q / f).toFixed(2)}x`,
+      `${wa.cpuS.toFixed(2)} / ${wb.cpuS.toFixed(2)}`,
       (1 / f).toFixed(2),
       (1 / q).toFixed(2),
       `${a.peakRssMiB.toFixed(0)} / ${b.peakRssMiB.toFixed(0)}`,
