@@ -4,7 +4,8 @@
  * strips of about 64 KiB (optionally Deflate-compressed) and written at once; the IFD goes after
  * the pixel data when the writer is closed, and the header is then pointed at it. Tags, sample
  * formats and strip sizing are those of {@link encodeTiff} (io/tiff_write.ts), so both writers
- * produce the same kind of file; classic TIFF, little endian, so at most 4 GiB.
+ * produce the same kind of file; little endian, classic TIFF, or BigTIFF (64-bit offsets) when
+ * the image may pass 4 GiB (its raw size, with a margin for Deflate's worst case) or when asked.
  *
  * @example
  * ```ts
@@ -21,6 +22,9 @@ import type { NumericArray } from "../core/ndarray.ts";
 import { writeAll } from "../core/fs.ts";
 import { LONG, sampleInfo, SHORT, STRIP_BYTES, T } from "./tiff_write.ts";
 
+/** TIFF type LONG8 (BigTIFF's 8-byte unsigned integer). */
+const LONG8 = 16;
+
 /** A typed-array constructor for the pixel type of the file. */
 export type SampleType = { new (n: number): NumericArray; readonly BYTES_PER_ELEMENT: number };
 
@@ -28,6 +32,13 @@ export type SampleType = { new (n: number): NumericArray; readonly BYTES_PER_ELE
 export interface StripWriterOptions {
   /** ["none"] `deflate`: zlib-compressed strips (TIFF compression 8) */
   compression?: "none" | "deflate";
+  /** ["auto"] BigTIFF: `auto` when the pixels (raw, plus 1 %) may reach 4 GiB */
+  bigTiff?: boolean | "auto";
+}
+
+/** Whether an image of `bytes` raw pixel bytes is written as BigTIFF under {@link StripWriterOptions.bigTiff} `auto`. */
+export function needsBigTiff(bytes: number): boolean {
+  return bytes * 1.01 + (1 << 20) >= 2 ** 32;
 }
 
 /**
@@ -41,10 +52,11 @@ export class TiffStripWriter {
   #file: Deno.FsFile;
   #type: SampleType;
   #deflate: boolean;
+  #big: boolean;
   #pending: Uint8Array;
   #pendingRows = 0;
   #rowsDone = 0;
-  #pos = 8;
+  #pos: number;
   #offsets: number[] = [];
   #counts: number[] = [];
 
@@ -54,8 +66,11 @@ export class TiffStripWriter {
     height: number,
     type: SampleType,
     deflate: boolean,
+    big: boolean,
   ) {
     this.#file = file;
+    this.#big = big;
+    this.#pos = big ? 16 : 8;
     this.width = width;
     this.height = height;
     this.#type = type;
@@ -93,9 +108,30 @@ export class TiffStripWriter {
         [height, width],
       );
     }
+    const big = options.bigTiff === true ||
+      ((options.bigTiff ?? "auto") === "auto" &&
+        needsBigTiff(width * height * type.BYTES_PER_ELEMENT));
     const file = await Deno.open(path, { write: true, create: true, truncate: true });
-    await writeAll(file, new Uint8Array([0x49, 0x49, 42, 0, 0, 0, 0, 0]));
-    return new TiffStripWriter(file, width, height, type, options.compression === "deflate");
+    // BigTIFF: version 43, 8-byte offsets, the first IFD's offset (8 bytes) filled in on close
+    const head = big ? [0x49, 0x49, 43, 0, 8, 0, 0, 0, ...new Array(8).fill(0)] : [
+      0x49,
+      0x49,
+      42,
+      0,
+      0,
+      0,
+      0,
+      0,
+    ];
+    await writeAll(file, new Uint8Array(head));
+    return new TiffStripWriter(
+      file,
+      width,
+      height,
+      type,
+      options.compression === "deflate",
+      big,
+    );
   }
 
   /** Rows written so far. */
@@ -155,10 +191,10 @@ export class TiffStripWriter {
   async #append(strips: Uint8Array[]): Promise<void> {
     let total = 0;
     for (const s of strips) total += s.length;
-    if (this.#pos + total >= 2 ** 32) {
+    if (!this.#big && this.#pos + total >= 2 ** 32) {
       throw new CellposeError(
         "UNSUPPORTED",
-        `TIFF larger than 4 GiB needs BigTIFF, which this writer does not produce`,
+        "TIFF passed 4 GiB (strips larger than their raw size): create it with bigTiff: true",
         this.#pos + total,
       );
     }
@@ -187,29 +223,38 @@ export class TiffStripWriter {
     const ifd = this.#pos + (this.#pos % 2);
     const nStrips = this.#offsets.length;
     const entries = 11;
-    const extra = ifd + 2 + 12 * entries + 4;
-    const tail = new Uint8Array(extra - this.#pos + (nStrips > 1 ? 8 * nStrips : 0));
+    // classic: 2-byte count, 12-byte entries (4-byte values), 4-byte next offset;
+    // BigTIFF: 8-byte count, 20-byte entries (8-byte values), 8-byte next offset
+    const big = this.#big, cnt = big ? 8 : 2, size = big ? 20 : 12, word = big ? 8 : 4;
+    const extra = ifd + cnt + size * entries + word;
+    const tail = new Uint8Array(extra - this.#pos + (nStrips > 1 ? 2 * word * nStrips : 0));
     const v = new DataView(tail.buffer);
-    let e = ifd - this.#pos + 2;
-    v.setUint16(e - 2, entries, true);
+    const put = (at: number, x: number) =>
+      big ? v.setBigUint64(at, BigInt(x), true) : v.setUint32(at, x, true);
+    let e = ifd - this.#pos;
+    if (big) v.setBigUint64(e, BigInt(entries), true);
+    else v.setUint16(e, entries, true);
+    e += cnt;
     let ext = extra;
+    const offsetType = big ? LONG8 : LONG;
     const entry = (tag: number, type: number, value: number) => {
       v.setUint16(e, tag, true);
       v.setUint16(e + 2, type, true);
-      v.setUint32(e + 4, 1, true);
-      if (type === SHORT) v.setUint16(e + 8, value, true);
-      else v.setUint32(e + 8, value, true);
-      e += 12;
+      put(e + 4, 1);
+      if (type === SHORT) v.setUint16(e + 4 + word, value, true);
+      else if (type === LONG8) v.setBigUint64(e + 4 + word, BigInt(value), true);
+      else v.setUint32(e + 4 + word, value, true);
+      e += size;
     };
-    const longs = (tag: number, values: number[]) => {
-      if (values.length === 1) return entry(tag, LONG, values[0]);
+    const offsets = (tag: number, values: number[]) => {
+      if (values.length === 1) return entry(tag, offsetType, values[0]);
       v.setUint16(e, tag, true);
-      v.setUint16(e + 2, LONG, true);
-      v.setUint32(e + 4, values.length, true);
-      v.setUint32(e + 8, ext, true);
-      values.forEach((x, i) => v.setUint32(ext - this.#pos + 4 * i, x, true));
-      ext += 4 * values.length;
-      e += 12;
+      v.setUint16(e + 2, offsetType, true);
+      put(e + 4, values.length);
+      put(e + 4 + word, ext);
+      values.forEach((x, i) => put(ext - this.#pos + word * i, x));
+      ext += word * values.length;
+      e += size;
     };
     const { bits, format } = sampleInfo(new this.#type(0));
     entry(T.width, LONG, this.width);
@@ -217,17 +262,19 @@ export class TiffStripWriter {
     entry(T.bits, SHORT, bits);
     entry(T.compression, SHORT, this.#deflate ? 8 : 1);
     entry(T.photometric, SHORT, 1);
-    longs(T.stripOffsets, this.#offsets);
+    offsets(T.stripOffsets, this.#offsets);
     entry(T.samples, SHORT, 1);
     entry(T.rowsPerStrip, LONG, this.rowsPerStrip);
-    longs(T.stripCounts, this.#counts);
+    offsets(T.stripCounts, this.#counts);
     entry(T.planar, SHORT, 1);
     entry(T.sampleFormat, SHORT, format);
     try {
       await writeAll(this.#file, tail);
-      await this.#file.seek(4, Deno.SeekMode.Start);
-      const head = new Uint8Array(4);
-      new DataView(head.buffer).setUint32(0, ifd, true);
+      await this.#file.seek(big ? 8 : 4, Deno.SeekMode.Start);
+      const head = new Uint8Array(word);
+      const h = new DataView(head.buffer);
+      if (big) h.setBigUint64(0, BigInt(ifd), true);
+      else h.setUint32(0, ifd, true);
       await writeAll(this.#file, head);
     } finally {
       this.#file.close();

@@ -15,7 +15,7 @@ import { renumber } from "../dynamics/labels.ts";
 import { masksToFlows } from "../dynamics/masks_to_flows.ts";
 import { openTiff } from "../io/tiff_lazy.ts";
 import { readTiff } from "../io/tiff_read.ts";
-import { TiffStripWriter } from "../io/tiff_strips.ts";
+import { needsBigTiff, TiffStripWriter } from "../io/tiff_strips.ts";
 import { loadModel } from "../models/load.ts";
 import { type Block, neighbours, planBlocks } from "../pipeline/blocks.ts";
 import { convertImage } from "../pipeline/channels.ts";
@@ -115,22 +115,29 @@ Deno.test("blocks: cores tile the image, regions are cores grown by the halo", (
   assertThrows(() => planBlocks(0, 10), CellposeError, "height must be an integer >= 1, got 0");
 });
 
-Deno.test("tiff strips: written row band by row band, read whole and by region", async () => {
+Deno.test("tiff strips: written row band by row band (classic and BigTIFF), read whole and by region", async () => {
+  assert(needsBigTiff(40000 * 40000 * 4) && !needsBigTiff(20000 * 20000 * 2));
+  assert(needsBigTiff(2 ** 32 - 2 ** 20) && !needsBigTiff(4.2e9));
   await withTempDir(async (dir) => {
     const cases = [
-      [Uint8Array, "none", 300, 7],
-      [Uint16Array, "none", 1000, 77],
-      [Uint32Array, "deflate", 20000, 9],
+      [Uint8Array, "none", 300, 7, false],
+      [Uint16Array, "none", 1000, 77, false],
+      [Uint32Array, "deflate", 20000, 9, false],
+      [Uint8Array, "none", 300, 7, true],
+      [Uint16Array, "none", 1000, 77, true],
+      [Uint32Array, "deflate", 20000, 9, true],
     ] as const;
-    for (const [type, compression, w, h] of cases) {
-      const path = join(dir, `${type.name}.tif`);
+    for (const [type, compression, w, h, bigTiff] of cases) {
+      const path = join(dir, `${type.name}-${bigTiff}.tif`);
       const full = new type(w * h).map((_, i) =>
         (i * 7919) % 65537 % 2 ** (8 * type.BYTES_PER_ELEMENT)
       );
-      const out = await TiffStripWriter.create(path, w, h, type, { compression });
+      const out = await TiffStripWriter.create(path, w, h, type, { compression, bigTiff });
       for (let y = 0; y < h; y += 5) await out.write(full.subarray(y * w, Math.min(h, y + 5) * w));
       assertEquals(out.rowsWritten, h);
       await out.close();
+      const version = new DataView((await Deno.readFile(path)).buffer).getUint16(2, true);
+      assertEquals(version, bigTiff ? 43 : 42, "BigTIFF's version number");
       const back = await readLabels(path);
       assertEquals(back.shape, [h, w]);
       assertEquals(back.data.constructor, type);
