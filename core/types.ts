@@ -9,7 +9,7 @@ import type { NdArray, NumericArray } from "./ndarray.ts";
 export type Device = "auto" | "webgpu" | "wasm" | "cpu";
 
 /** Stages reported while segmenting. */
-export type Stage = "load" | "normalize" | "network" | "dynamics" | "done";
+export type Stage = "load" | "normalize" | "network" | "dynamics" | "done" | "train";
 
 /** A progress event: the stage, and for the network stage the tiles done so far. */
 export interface Progress {

@@ -21,7 +21,7 @@ import { Hono } from "hono";
 import { CellposeError } from "../core/errors.ts";
 import { type NdArray, type NumericArray, size } from "../core/ndarray.ts";
 import type { Device } from "../core/types.ts";
-import { listModels, type Precision } from "../models/store.ts";
+import { listModels, modelsDir, type Precision } from "../models/store.ts";
 import { guard } from "./auth.ts";
 import { createEngine, type RemoteModel } from "./engine.ts";
 import { bridgeRoutes } from "./bridge.ts";
@@ -33,7 +33,6 @@ import { openApiDocument } from "./openapi.ts";
 import { panelRoutes } from "./panel.ts";
 import { parseSegmentParams, type SegmentParams } from "./params.ts";
 import { readSegmentRequest, type SegmentRequest } from "./request.ts";
-import { uploadBudget } from "./upload.ts";
 import { requestGpuAdapter } from "../kernels/gpu.ts";
 import {
   checkFormat,
@@ -45,6 +44,8 @@ import {
   storeResult,
 } from "./results.ts";
 import { jobEventStream } from "./sse.ts";
+import { type LabelledJob, trainRoutes } from "./train_routes.ts";
+import { readBodyLimited, uploadBudget } from "./upload.ts";
 
 /** Options of {@link createApp}; every one has a default. */
 export interface AppOptions {
@@ -86,6 +87,15 @@ export interface AppOptions {
   cancelGraceMs?: number;
   /** [true] keep flows and cell probabilities for `format=flows|cellprob` (12 bytes/pixel) */
   keepFlows?: boolean;
+  /**
+   * [2^24] a segmented 2-D image up to this many elements is kept with its result, so that its
+   * corrected masks can train a model (`POST /v1/train` with `job` ids); 0 keeps none
+   */
+  keepImageMaxPixels?: number;
+  /** [32] images in one training (`POST /v1/train`) */
+  trainMaxImages?: number;
+  /** [1000] largest `n_epochs` of a training */
+  trainMaxEpochs?: number;
   /** folder of the built panel [plugin-ui/dist] */
   panelDir?: string;
   /** where internal errors are logged [console.error] */
@@ -132,10 +142,11 @@ export function createApp(options: AppOptions = {}): CellposeApp {
   const model = createModelSlot((name) => engine.load(name));
   const jobs = createJobQueue<JobInput, StoredResult>(
     async (input, { signal, onProgress }) => {
+      const kept = keptImage(input); // before the image's buffer moves to the worker
       const r = await model.use((m) =>
         engine.segment(m, input.image, input.params, { signal, onProgress })
       );
-      return storeResult(r, input.name, options.keepFlows ?? true);
+      return storeResult(r, input.name, options.keepFlows ?? true, kept);
     },
     {
       concurrency: options.concurrency,
@@ -177,6 +188,12 @@ export function createApp(options: AppOptions = {}): CellposeApp {
     return c.json(jobView(job), 202);
   });
 
+  app.put("/v1/jobs/:id/masks", async (c) => {
+    const id = c.req.param("id");
+    getJob(id);
+    await replaceMasks(id, await readBodyLimited(c.req.raw, maxUpload));
+    return c.json(jobView(getJob(id)));
+  });
   app.get("/v1/jobs", (c) => c.json({ jobs: jobs.list().map(jobView) }));
   app.get("/v1/jobs/:id", (c) => c.json(jobView(getJob(c.req.param("id")))));
   app.get("/v1/jobs/:id/events", (c) => {
@@ -227,6 +244,19 @@ export function createApp(options: AppOptions = {}): CellposeApp {
       workerRestarts: engine.restarts(),
       memory: Deno.memoryUsage(),
     }));
+  const training = trainRoutes({
+    modelsDir: options.modelsDir ?? modelsDir(),
+    maxUploadBytes: maxUpload,
+    uploads,
+    maxPixels,
+    maxImages: options.trainMaxImages,
+    maxEpochs: options.trainMaxEpochs,
+    currentModel: () => model.status().name,
+    serverModel: modelName,
+    labelledJob,
+    log,
+  });
+  app.route("/v1/train", training.app);
   app.route("/v1/bridge", bridgeRoutes({ maxUploadBytes: maxUpload, replaceMasks }));
   app.get("/openapi.json", (c) => c.json(openApiDocument()));
   app.route("/", panelRoutes(options.panelDir));
@@ -270,6 +300,41 @@ export function createApp(options: AppOptions = {}): CellposeApp {
     return job;
   }
 
+  /** A copy of a 2-D job image small enough to keep for training (see `keepImageMaxPixels`). */
+  function keptImage(input: JobInput): StoredResult["image"] {
+    const n = size(input.image.shape);
+    if (input.params.zAxis !== undefined || n > (options.keepImageMaxPixels ?? 2 ** 24)) return;
+    const data = { data: input.image.data.slice(), shape: [...input.image.shape] };
+    return { data, channelAxis: input.params.channelAxis };
+  }
+
+  /** A finished job's image and masks, for training on its (corrected) masks. */
+  function labelledJob(id: string): LabelledJob {
+    const job = jobs.get(id);
+    if (!job) {
+      throw new ServerError("NOT_FOUND", `no job ${id} (unknown, deleted or expired)`, {
+        field: "job",
+        got: id,
+      });
+    }
+    const r = job.result;
+    if (!r) {
+      throw new ServerError("NOT_READY", `job ${id} is ${job.status}, not done`, {
+        field: "job",
+        got: id,
+      });
+    }
+    if (!r.image) {
+      throw new CellposeError(
+        "BAD_PARAMETER",
+        `job ${id}'s image was not kept (a stack, or over keepImageMaxPixels): upload it as ` +
+          '"image" with its "masks"',
+        { field: "job", got: id },
+      );
+    }
+    return { image: r.image.data, channelAxis: r.image.channelAxis, masks: r.masks, name: r.name };
+  }
+
   /** Replaces a finished job's masks by an edited label image of the same shape (the bridge). */
   async function replaceMasks(id: string, bytes: Uint8Array): Promise<void> {
     const job = getJob(id);
@@ -300,6 +365,7 @@ export function createApp(options: AppOptions = {}): CellposeApp {
     model,
     async close() {
       jobs.close();
+      training.close();
       await engine.close(); // first: a model still loading must not hold up the exit for long
       await model.close();
     },

@@ -23,11 +23,12 @@
  * ```
  * @module
  */
-import { CellposeError, type CellposeErrorCode } from "../core/errors.ts";
+import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import type { Device, NetRunner, Progress, SegmentResult } from "../core/types.ts";
 import type { Precision } from "../models/store.ts";
 import type { SegmentParams } from "./params.ts";
+import { deserializeError, type SerializedError } from "./worker_protocol.ts";
 
 /** Which model a worker call uses; the worker loads it on first use. */
 export interface ModelSpec {
@@ -52,13 +53,6 @@ export type ToWorker =
     /** set to 1 by the server to cancel (a shared Int32Array of length 1) */
     cancel: Int32Array;
   };
-
-/** An error as it crosses from the worker. */
-export interface SerializedError {
-  code?: CellposeErrorCode;
-  message: string;
-  value?: unknown;
-}
 
 /** `Omit<T, "id">` for each member of a union. */
 type WithoutId<T> = T extends unknown ? Omit<T, "id"> : never;
@@ -142,7 +136,7 @@ export function createEngine(options: EngineOptions = {}): Engine {
       pending.delete(m.id);
       clearTimeout(p.timer);
       if (m.type === "result") p.resolve(m.result);
-      else p.reject(deserialize(m.error));
+      else p.reject(deserializeError(m.error));
     };
     w.onerror = (e) => {
       e.preventDefault();
@@ -240,8 +234,4 @@ export function createEngine(options: EngineOptions = {}): Engine {
       failAll("the server is shutting down");
     },
   };
-}
-
-function deserialize(e: SerializedError): Error {
-  return e.code ? new CellposeError(e.code, e.message, e.value) : new Error(e.message);
 }

@@ -10,11 +10,11 @@
  * ```
  * @module
  */
-import { CellposeError } from "../core/errors.ts";
 import type { NetRunner } from "../core/types.ts";
 import { loadModel } from "../models/load.ts";
 import { segment } from "../pipeline/segment.ts";
-import type { ModelSpec, SerializedError, ToWorker } from "./engine.ts";
+import type { ModelSpec, ToWorker } from "./engine.ts";
+import { serializeError, sharedSignal } from "./worker_protocol.ts";
 
 const scope = self as unknown as {
   postMessage(message: unknown, transfer?: Transferable[]): void;
@@ -22,24 +22,6 @@ const scope = self as unknown as {
 };
 
 const models = new Map<number, Promise<NetRunner>>();
-
-/**
- * An `AbortSignal` that first looks at the server's shared cancel flag on every use, so a cancel
- * is seen even while this worker's event loop is blocked.
- */
-function sharedSignal(flag: Int32Array): AbortSignal {
-  const controller = new AbortController();
-  const real = controller.signal;
-  return new Proxy(real, {
-    get(_, prop) {
-      if (!real.aborted && Atomics.load(flag, 0) === 1) {
-        controller.abort(new CellposeError("CANCELLED", "job cancelled"));
-      }
-      const v = Reflect.get(real, prop, real);
-      return typeof v === "function" ? v.bind(real) : v;
-    },
-  });
-}
 
 function modelOf(spec: ModelSpec): Promise<NetRunner> {
   let net = models.get(spec.handle);
@@ -53,17 +35,6 @@ function modelOf(spec: ModelSpec): Promise<NetRunner> {
     net.catch(() => models.delete(spec.handle));
   }
   return net;
-}
-
-function serialize(e: unknown): SerializedError {
-  if (e instanceof CellposeError) {
-    let value: unknown;
-    try {
-      value = structuredClone(e.value);
-    } catch { /* not cloneable: left out */ }
-    return { code: e.code, message: e.message, value };
-  }
-  return { message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
 }
 
 async function handle(m: ToWorker): Promise<void> {
@@ -90,7 +61,7 @@ async function handle(m: ToWorker): Promise<void> {
       reply({ type: "result", result: r }, [...buffers] as ArrayBuffer[]);
     }
   } catch (e) {
-    reply({ type: "error", error: serialize(e) });
+    reply({ type: "error", error: serializeError(e) });
   }
 }
 

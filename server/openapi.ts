@@ -14,6 +14,7 @@
 import { SEGMENT_PARAMS } from "./params.ts";
 import { RESULT_FORMATS } from "./results.ts";
 import { IMAGE_CONTENT_TYPES } from "./request.ts";
+import { TRAIN_PARAMS } from "./train_routes.ts";
 
 type Schema = Record<string, unknown>;
 
@@ -58,6 +59,14 @@ export function openApiDocument(): {
     required: false,
     schema: paramSchema(p),
   }));
+  const trainParams = Object.fromEntries(
+    TRAIN_PARAMS.map((p) => [p.name, {
+      type: p.type,
+      ...(p.min !== undefined ? { minimum: p.min } : {}),
+      ...(p.max !== undefined ? { maximum: p.max } : {}),
+      description: p.description,
+    }]),
+  );
   const raw = Object.fromEntries(
     IMAGE_CONTENT_TYPES.map((t) => [t, { schema: { type: "string", format: "binary" } }]),
   );
@@ -170,6 +179,96 @@ export function openApiDocument(): {
           },
         },
       },
+      "/v1/jobs/{id}/masks": {
+        put: {
+          summary: "Replace a finished job's masks by corrected ones (for training)",
+          parameters: [jobId],
+          requestBody: {
+            required: true,
+            content: { "image/tiff": { schema: { type: "string", format: "binary" } } },
+          },
+          responses: {
+            "200": { description: "the job with its new mask count" },
+            "404": error("no such job"),
+            "409": error("job not finished"),
+            "422": error("labels of another shape, or not whole numbers"),
+          },
+        },
+      },
+      "/v1/train": {
+        post: {
+          summary: "Train a model on images and their corrected masks",
+          description: "cellpose v4's train_seg recipe (fine-tuning from pretrained_model). " +
+            "Images come as multipart `image` + `masks` file pairs and/or `job` ids of finished " +
+            "segmentations (their masks as corrected with PUT /v1/jobs/{id}/masks); JSON " +
+            "{jobs: [...], ...parameters} also works. One training runs at a time; the model is " +
+            "saved into the server's model folder as model_name (GET /v1/models lists it; load " +
+            "it with POST /v1/models/{name}/load).",
+          requestBody: {
+            required: true,
+            content: {
+              "multipart/form-data": {
+                schema: {
+                  type: "object",
+                  properties: {
+                    image: { type: "array", items: { type: "string", format: "binary" } },
+                    masks: { type: "array", items: { type: "string", format: "binary" } },
+                    job: { type: "array", items: { type: "string" } },
+                    params: { type: "string", description: "JSON object of parameters" },
+                    ...trainParams,
+                  },
+                },
+              },
+              "application/json": {
+                schema: {
+                  type: "object",
+                  properties: {
+                    jobs: { type: "array", items: { type: "string" } },
+                    ...trainParams,
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            "202": {
+              description: "training job accepted",
+              headers: { Location: { schema: { type: "string" } } },
+              content: { "application/json": { schema: { $ref: "#/components/schemas/Job" } } },
+            },
+            ...refused,
+            "404": error("unknown job id or pretrained_model"),
+            "409": error("model_name is taken"),
+          },
+        },
+        get: { summary: "List training jobs", responses: { "200": { description: "the jobs" } } },
+      },
+      "/v1/train/{id}": {
+        get: {
+          summary: "Training job status: epoch, loss, lr, eta; when done the model and losses",
+          parameters: [jobId],
+          responses: { "200": { description: "the job" }, "404": error("no such job") },
+        },
+        delete: {
+          summary: "Cancel a training (no model is saved)",
+          parameters: [jobId],
+          responses: { "200": { description: "cancelled" }, "404": error("no such job") },
+        },
+      },
+      "/v1/train/{id}/events": {
+        get: {
+          summary: "Training progress as Server-Sent Events",
+          description: "`progress` events with stage `train`, event `step` (loss of the batch) " +
+            "or `epoch` (mean loss of the epoch, testLoss), epoch, nEpochs, lr, fraction, eta; " +
+            "`status` events; the `done` status carries modelName, path, trainLosses, " +
+            "secondsPerEpoch.",
+          parameters: [jobId],
+          responses: {
+            "200": { description: "event stream", content: { "text/event-stream": {} } },
+            "404": error("no such job"),
+          },
+        },
+      },
       "/v1/models": {
         get: {
           summary: "Models in the cache and the one loaded",
@@ -213,7 +312,10 @@ export function openApiDocument(): {
           properties: {
             id: { type: "string" },
             status: { type: "string", enum: ["queued", "running", "done", "failed", "cancelled"] },
-            stage: { type: "string", enum: ["load", "normalize", "network", "dynamics", "done"] },
+            stage: {
+              type: "string",
+              enum: ["load", "normalize", "network", "dynamics", "done", "train"],
+            },
             tilesDone: { type: "integer" },
             tilesTotal: { type: "integer" },
             fraction: { type: "number" },

@@ -32,18 +32,28 @@ export interface StoredResult {
   name: string;
   flows?: SegmentResult["flows"];
   cellprob?: SegmentResult["cellprob"];
+  /** the segmented 2-D image, kept so that its corrected masks can train a model */
+  image?: { data: NdArray<NumericArray>; channelAxis?: number };
 }
 
-/** Keeps the masks, count and timings of `r`, and its flows and cell probabilities if `keepFlows`. */
-export function storeResult(r: SegmentResult, name: string, keepFlows: boolean): StoredResult {
-  const kept: StoredResult = { masks: r.masks, nMasks: r.nMasks, timings: r.timings, name };
+/**
+ * Keeps the masks, count and timings of `r`, its flows and cell probabilities if `keepFlows`, and
+ * the input `image` when given.
+ */
+export function storeResult(
+  r: SegmentResult,
+  name: string,
+  keepFlows: boolean,
+  image?: StoredResult["image"],
+): StoredResult {
+  const kept: StoredResult = { masks: r.masks, nMasks: r.nMasks, timings: r.timings, name, image };
   return keepFlows ? { ...kept, flows: r.flows, cellprob: r.cellprob } : kept;
 }
 
 /** Bytes a stored result holds. */
 export function storedBytes(r: StoredResult): number {
   return r.masks.data.byteLength + (r.flows?.data.byteLength ?? 0) +
-    (r.cellprob?.data.byteLength ?? 0);
+    (r.cellprob?.data.byteLength ?? 0) + (r.image?.data.data.byteLength ?? 0);
 }
 
 /** Summary sent for `format=json` and in job views. */
