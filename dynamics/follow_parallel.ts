@@ -2,7 +2,8 @@
  * `followFlowsCpu` split over Web Workers (one per hardware thread) for large jobs: the points
  * are independent, so each worker integrates a contiguous share of the cells and the results
  * are concatenated, equal to the single-threaded ones. Small jobs, one-thread machines and
- * environments without workers run on the calling thread.
+ * environments without workers run on the calling thread, and so does a job whose workers fail
+ * or do not start within {@link WORKER_START_MS}.
  *
  * @example
  * ```ts
@@ -13,6 +14,7 @@
  * @module
  */
 import type { FollowFrame } from "../core/types.ts";
+import { WebWorker } from "../core/web_worker.ts";
 import { followFlowsCpu } from "./follow_flows.ts";
 import type { FollowJob } from "./follow_worker.ts";
 
@@ -23,6 +25,13 @@ import type { FollowJob } from "./follow_worker.ts";
  * workers against ~490 ms without).
  */
 export const PARALLEL_MIN_WORK = 5e6;
+
+/**
+ * Milliseconds a worker has to start (load its module and say so) before the job runs on the
+ * calling thread instead: a worker that cannot start in some runtime state must not leave the
+ * segmentation waiting forever.
+ */
+export const WORKER_START_MS = 15_000;
 
 /**
  * Final positions of `followFlowsCpu`, computed on up to `threads` workers.
@@ -40,7 +49,8 @@ export async function followFlowsParallel(
   minWork = PARALLEL_MIN_WORK / (1 - 1 / Math.max(2, threads)),
 ): Promise<Int32Array> {
   const parts = Math.min(threads, Math.ceil(cells.length / 4096));
-  if (parts < 2 || cells.length * niter < minWork || typeof Worker === "undefined") {
+  const Ctor = WebWorker;
+  if (parts < 2 || cells.length * niter < minWork || Ctor === undefined) {
     return followFlowsCpu(flow, shape, cells, niter, frame);
   }
   const shared = new Float32Array(new SharedArrayBuffer(flow.byteLength));
@@ -50,7 +60,9 @@ export async function followFlowsParallel(
     const chunk = Math.ceil(cells.length / parts);
     const results = await Promise.all(
       Array.from({ length: parts }, (_, k) => {
-        const w = new Worker(new URL("./follow_worker.ts", import.meta.url), { type: "module" });
+        const w = new Ctor(new URL("./follow_worker.ts", import.meta.url), {
+          type: "module",
+        });
         workers.push(w);
         const job: FollowJob = {
           flow: shared,
@@ -60,12 +72,21 @@ export async function followFlowsParallel(
           frame,
         };
         return new Promise<Int32Array>((resolve, reject) => {
-          w.onmessage = (e: MessageEvent<Int32Array>) => resolve(e.data);
+          const start = setTimeout(
+            () => reject(new Error(`a dynamics worker did not start in ${WORKER_START_MS} ms`)),
+            WORKER_START_MS,
+          );
+          w.onmessage = (e: MessageEvent<Int32Array | "ready">) => {
+            if (e.data === "ready") {
+              clearTimeout(start);
+              w.postMessage(job, [job.cells.buffer]);
+            } else resolve(e.data);
+          };
           w.onerror = (e) => {
             e.preventDefault();
+            clearTimeout(start);
             reject(e.error ?? new Error(e.message));
           };
-          w.postMessage(job, [job.cells.buffer]);
         });
       }),
     );
@@ -74,7 +95,8 @@ export async function followFlowsParallel(
     for (const r of results) out.set(r, off), (off += r.length);
     return out;
   } catch {
-    // workers refused (permissions, sandbox): one thread gives the same result
+    // workers refused (permissions, sandbox) or not started in time: one thread gives the same
+    // result
     return followFlowsCpu(flow, shape, cells, niter, frame);
   } finally {
     for (const w of workers) w.terminate();

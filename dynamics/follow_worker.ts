@@ -1,19 +1,21 @@
 /**
- * Worker side of {@link followFlowsParallel}: integrates one share of the cells with
- * `followFlowsCpu` and posts the final positions back.
+ * Worker side of {@link followFlowsParallel}: says `"ready"` once loaded, then integrates one
+ * share of the cells with `followFlowsCpu` and posts the final positions back.
  *
  * @example
  * ```ts
  * const w = new Worker(new URL("./follow_worker.ts", import.meta.url), { type: "module" });
- * w.onmessage = (e) => console.log(e.data); // Int32Array [1, 1]
- * w.postMessage({ flow: new Float32Array(32), shape: [4, 4], cells: new Uint32Array([5]), niter: 10 });
+ * const job = { flow: new Float32Array(32), shape: [4, 4], cells: new Uint32Array([5]), niter: 10 };
+ * w.onmessage = (e) => {
+ *   if (e.data === "ready") w.postMessage(job);
+ *   else console.log(e.data), w.terminate(); // Int32Array [1, 1]
+ * };
  * ```
  * @module
  */
 import type { FollowFrame } from "../core/types.ts";
 
-// imported when the job comes: `follow_flows.ts` may await its WebAssembly (outside Deno), and
-// a message sent before the handler is set would be lost
+// `follow_flows.ts` may await its WebAssembly (outside Deno): "ready" once it is loaded
 const ready = import("./follow_flows.ts");
 
 /** One share of a `followFlows` job. */
@@ -37,3 +39,7 @@ scope.onmessage = async (e) => {
   const out = followFlowsCpu(flow, shape, cells, niter, frame);
   scope.postMessage(out, [out.buffer]);
 };
+
+await ready;
+// inside a worker only (documentation tests load this module on the main thread)
+if (typeof scope.postMessage === "function") scope.postMessage("ready");

@@ -20,6 +20,8 @@
  * ```
  * @module
  */
+// first: keeps the web Worker constructor before onnxruntime-web replaces it
+import "../core/web_worker.ts";
 import { basename, dirname, join } from "node:path";
 import type * as OrtCommon from "onnxruntime-web";
 import { CellposeError } from "../core/errors.ts";

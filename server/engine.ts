@@ -29,6 +29,7 @@ import type { Device, NetRunner, Progress, SegmentResult } from "../core/types.t
 import type { Precision } from "../models/store.ts";
 import type { SegmentParams } from "./params.ts";
 import { deserializeError, type SerializedError } from "./worker_protocol.ts";
+import { WebWorker } from "../core/web_worker.ts";
 
 /** Which model a worker call uses; the worker loads it on first use. */
 export interface ModelSpec {
@@ -127,7 +128,10 @@ export function createEngine(options: EngineOptions = {}): Engine {
   const inFlight = new Set<Promise<unknown>>();
 
   function spawn(): Worker {
-    const w = new Worker(new URL("./engine_worker.ts", import.meta.url), { type: "module" });
+    // the runtime's own Worker, even when onnxruntime-web has replaced the global one
+    const w = new (WebWorker ?? Worker)(new URL("./engine_worker.ts", import.meta.url), {
+      type: "module",
+    });
     w.onmessage = (e: MessageEvent<FromWorker>) => {
       const m = e.data;
       const p = pending.get(m.id);
