@@ -156,16 +156,24 @@ async function int8Table(
 ) {
   const threads = navigator.hardwareConcurrency;
   const rows: [string, Record<string, ChildResult | string>][] = [];
-  const small: [string, () => Promise<StateDict>][] = [
-    ["tiny (64/2/4, test fixture)", () => readCheckpointFile(join(FIXTURES, "tiny-cpsam.pt"))],
-    ["nuclei shape (128/4/4)", () => Promise.resolve(initCpsam({ dim: 128, depth: 4, heads: 4 }))],
-    ["256/6/8", () => Promise.resolve(initCpsam({ dim: 256, depth: 6, heads: 8 }))],
+  const small: [string, string, () => Promise<StateDict>][] = [
+    [
+      "tiny (64/2/4, test fixture)",
+      "tiny",
+      () => readCheckpointFile(join(FIXTURES, "tiny-cpsam.pt")),
+    ],
+    [
+      "nuclei shape (128/4/4)",
+      "w128",
+      () => Promise.resolve(initCpsam({ dim: 128, depth: 4, heads: 4 })),
+    ],
+    ["256/6/8", "w256", () => Promise.resolve(initCpsam({ dim: 256, depth: 6, heads: 8 }))],
   ];
-  for (const [label, make] of small) {
+  for (const [label, file, make] of small) {
     const sd = await make();
     const runs: Record<string, ChildResult | string> = {};
     for (const precision of ["fp32", "int8"] as const) {
-      const path = join(dir, `${label.split(" ")[0]}-${precision}.onnx`);
+      const path = join(dir, `${file}-${precision}.onnx`);
       await writeCpsamOnnx(sd, path, { precision });
       runs[precision] = await runChild(path, "cpu", threads, 6, 120);
     }
