@@ -1,6 +1,6 @@
 /**
  * The panel's client for the cellpose-deno server's /v1 API: submit, progress events, results,
- * cancel, models (list, switch), and the viewer bridge (Fiji/ImageJ).
+ * cancel, corrected masks, training, models (list, switch), and the viewer bridge (Fiji/ImageJ).
  *
  * @example
  * ```ts
@@ -22,6 +22,20 @@ export interface JobStatus {
   nMasks?: number;
   message?: string;
   error?: { code: string; message: string };
+}
+
+/** A training job as the server reports it (`/v1/train/:id` and its events). */
+export interface TrainStatus extends JobStatus {
+  /** `step` (loss of one batch) or `epoch` (mean loss of the epoch) */
+  event?: "step" | "epoch";
+  /** 1-based */
+  epoch?: number;
+  nEpochs?: number;
+  loss?: number;
+  eta?: number;
+  modelName?: string;
+  trainLosses?: number[];
+  secondsPerEpoch?: number;
 }
 
 /** A viewer connected through the bridge. */
@@ -95,15 +109,22 @@ export class ServerApi {
     return await (await this.req(`/v1/jobs/${id}`)).json();
   }
 
-  /** Follows a job's Server-Sent Events until it ends; calls `onEvent` for each. */
-  follow(id: string, onEvent: (s: JobStatus) => void): Promise<JobStatus> {
+  /**
+   * Follows a job's Server-Sent Events until it ends; calls `onEvent` for each. `route` is
+   * `jobs` for segmentations, `train` for trainings.
+   */
+  follow<S extends JobStatus = JobStatus>(
+    id: string,
+    onEvent: (s: S) => void,
+    route: "jobs" | "train" = "jobs",
+  ): Promise<S> {
     return new Promise((resolve, reject) => {
-      const url = `${this.base}/v1/jobs/${id}/events${
+      const url = `${this.base}/v1/${route}/${id}/events${
         this.token ? `?token=${encodeURIComponent(this.token)}` : ""
       }`;
       const es = new EventSource(url);
       const handle = (ev: MessageEvent) => {
-        const s = { id, ...JSON.parse(ev.data) } as JobStatus;
+        const s = { id, ...JSON.parse(ev.data) } as S;
         onEvent(s);
         if (s.status === "done" || s.status === "failed" || s.status === "cancelled") {
           es.close();
@@ -119,7 +140,7 @@ export class ServerApi {
       es.onerror = () => {
         // the stream closed: ask once for the final state
         es.close();
-        this.job(id).then((s) => {
+        this.req(`/v1/${route}/${id}`).then((r) => r.json()).then((s: S) => {
           onEvent(s);
           resolve(s);
         }, reject);
@@ -130,6 +151,30 @@ export class ServerApi {
   /** Cancels a job. */
   async cancel(id: string): Promise<void> {
     await this.req(`/v1/jobs/${id}`, { method: "DELETE" });
+  }
+
+  /** Replaces a finished job's masks by corrected ones (a label TIFF); returns the job. */
+  async putMasks(id: string, labelsTiff: Uint8Array): Promise<JobStatus> {
+    const body = labelsTiff as Uint8Array<ArrayBuffer>;
+    return await (await this.req(`/v1/jobs/${id}/masks`, {
+      method: "PUT",
+      headers: { "content-type": "image/tiff" },
+      body,
+    })).json();
+  }
+
+  /** Starts a training on the (corrected) masks of finished jobs; returns the training job. */
+  async train(jobs: string[], params: Record<string, string | number>): Promise<TrainStatus> {
+    return await (await this.req("/v1/train", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jobs, ...params }),
+    })).json();
+  }
+
+  /** Cancels a training. */
+  async cancelTraining(id: string): Promise<void> {
+    await this.req(`/v1/train/${id}`, { method: "DELETE" });
   }
 
   /** A job's result in one of the server's formats. */

@@ -3,7 +3,8 @@
  * or the active image of a connected viewer such as Fiji), set parameters, run Cellpose-SAM on
  * the local server with live progress and cancel, inspect the masks (overlay, outlines, flows,
  * cell probability, hover label), edit them (delete, brush, erase) and export them (label TIFF,
- * ImageJ ROI zip, outlines, CSV) or send them back to the viewer.
+ * ImageJ ROI zip, outlines, CSV) or send them back to the viewer; add corrected results to a
+ * training set and train a model on them (the Train section, `train_section.ts`).
  *
  * Embeddable in any web-based viewer: it needs only the server's URL.
  *
@@ -24,6 +25,8 @@ import type { CellposeImageView, Tool, ViewMode } from "./image_view.ts";
 import type { CellposeParams } from "./params_form.ts";
 import "./image_view.ts";
 import "./params_form.ts";
+import type { TrainingExample } from "./train_section.ts";
+import "./train_section.ts";
 
 interface Result {
   job: string;
@@ -166,6 +169,7 @@ export class CellposePanel extends LitElement {
     model: { state: true },
     nMasks: { state: true },
     over: { state: true },
+    examples: { state: true },
   };
   declare server: string;
   declare token: string;
@@ -187,6 +191,7 @@ export class CellposePanel extends LitElement {
   declare model: string;
   declare nMasks: number;
   declare over: boolean;
+  declare examples: TrainingExample[];
   private file: { blob: Blob; name: string } | null = null;
 
   constructor() {
@@ -210,10 +215,18 @@ export class CellposePanel extends LitElement {
     this.model = "";
     this.nMasks = 0;
     this.over = false;
+    this.examples = [];
   }
 
+  private client: { key: string; api: ServerApi } | null = null;
+
+  /** The client for the current server and token (one object while they stay the same). */
   private get api(): ServerApi {
-    return new ServerApi(this.server, this.token || undefined);
+    const key = `${this.server} ${this.token}`;
+    if (this.client?.key !== key) {
+      this.client = { key, api: new ServerApi(this.server, this.token || undefined) };
+    }
+    return this.client.api;
   }
 
   override connectedCallback(): void {
@@ -370,6 +383,21 @@ export class CellposePanel extends LitElement {
     }
   }
 
+  /** Sends the (edited) masks to the server as the job's corrected masks and adds it to training. */
+  async addToTraining(): Promise<void> {
+    const r = this.result;
+    if (!r || r.planes > 1) return;
+    this.error = "";
+    try {
+      const tiff = exportFile("tiff", r.labels, r.width, r.height, r.name);
+      const job = await this.api.putMasks(r.job, tiff.bytes as Uint8Array);
+      const example = { job: r.job, name: r.name, nMasks: job.nMasks ?? this.nMasks };
+      this.examples = [...this.examples.filter((e) => e.job !== r.job), example];
+    } catch (e) {
+      this.error = e instanceof ApiError ? `${e.message} (HTTP ${e.status})` : (e as Error).message;
+    }
+  }
+
   /** The labels of the shown Z plane (a view into the result: edits change the result). */
   private planeLabels(): Uint16Array | Uint32Array | null {
     const r = this.result;
@@ -493,8 +521,18 @@ export class CellposePanel extends LitElement {
               html`<button @click=${() => this.sendToViewer(v.id)}>Send to ${v.name}</button>`
             )
           }
+            ${
+            r.planes === 1
+              ? html`<button id="add-training" @click=${this.addToTraining}>Add to training set</button>`
+              : nothing
+          }
           </section>`
           : nothing}
+        <section>
+          <h2>Train</h2>
+          <cellpose-train .api=${this.api} .examples=${this.examples}
+            @model-changed=${() => this.refreshServer()}></cellpose-train>
+        </section>
       </aside>
       <main>
         <div class="toolbar" role="toolbar" aria-label="view and tools">
