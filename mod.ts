@@ -89,8 +89,8 @@ export {
   iouPairs,
   type MatchCounts,
 } from "./metrics/matching.ts";
+export { arraySource } from "./io/array_source.ts";
 export {
-  arraySource,
   segmentLarge,
   type SegmentLargeOptions,
   type SegmentLargeResult,

@@ -32,7 +32,7 @@ import {
   decodeSummary,
   encodeSummary,
 } from "../pipeline/merge_labels.ts";
-import type { CoreReader } from "../pipeline/segment_large.ts";
+import type { CoreReader } from "../pipeline/assemble.ts";
 
 const MAGIC = 0x31425043; // "CPB1"
 const BAND_ROWS = 256;

@@ -17,7 +17,7 @@ import { CellposeError } from "../core/errors.ts";
 import { allLabels, type LabelTarget, tiffLabels } from "../io/label_sink.ts";
 import { zarrLabels } from "../io/zarr_labels.ts";
 import { mergeBlocks } from "../pipeline/merge_labels.ts";
-import { writeMergedLabels } from "../pipeline/segment_large.ts";
+import { writeMergedLabels } from "../pipeline/assemble.ts";
 import {
   blockResultPath,
   readBlockHeader,

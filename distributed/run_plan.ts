@@ -25,7 +25,7 @@ import { CellposeError } from "../core/errors.ts";
 import type { SegmentOptions } from "../core/types.ts";
 import { openImageSource, type OpenSource } from "../io/image_source.ts";
 import { type BlockPlan, planBlocks } from "../pipeline/blocks.ts";
-import { imageNormalization } from "../pipeline/segment_large.ts";
+import { imageNormalization } from "../pipeline/normalize.ts";
 
 /** What identifies the image a plan was made for. */
 export interface ImageIdentity {

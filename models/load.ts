@@ -23,15 +23,8 @@ import { readChecksumFile, sha256File } from "./checksum.ts";
 import { convertCheckpoint } from "./cpsam_graph.ts";
 import { checkPrecision } from "./precision.ts";
 import { createRunner } from "./runtime.ts";
-import {
-  convertedPath,
-  type DownloadModelOptions,
-  type Precision,
-  readConversionRecord,
-  recordMatches,
-  resolveModel,
-  writeConversionRecord,
-} from "./store.ts";
+import { readConversionRecord, recordMatches, writeConversionRecord } from "./conversion.ts";
+import { convertedPath, type DownloadModelOptions, type Precision, resolveModel } from "./store.ts";
 
 /** Options of {@link convertModel}. */
 export interface ConvertModelOptions extends DownloadModelOptions {

@@ -29,6 +29,7 @@ import { fileURLToPath } from "node:url";
 import { CellposeError } from "../core/errors.ts";
 import { statFile } from "../core/fs.ts";
 import { readChecksumFile, sha256File } from "./checksum.ts";
+import { readConversionRecord, recordMatches } from "./conversion.ts";
 import { downloadFile, type DownloadResult, type ModelProgress } from "./download.ts";
 import { type Precision, PRECISIONS, precisionSuffix } from "./precision.ts";
 
@@ -229,49 +230,6 @@ export async function resolveModel(
         `\`cellpose models list\` (cache: ${cache}).`,
     pathOrName,
   );
-}
-
-/** What a converted network was made from: stored in `<onnx>.json`. */
-export interface ConversionRecord {
-  /** absolute path of the checkpoint */
-  checkpoint: string;
-  /** its size in bytes and modification time when converted */
-  size: number;
-  mtimeMs: number;
-  /** its SHA-256 when converted */
-  sha256: string;
-  precision: Precision;
-}
-
-/** Path of the conversion record of an ONNX file. */
-function recordPath(onnxPath: string): string {
-  return `${onnxPath}.json`;
-}
-
-/** Reads `<onnx>.json`, or `undefined` when missing or unreadable (then the network is rebuilt). */
-export async function readConversionRecord(
-  onnxPath: string,
-): Promise<ConversionRecord | undefined> {
-  try {
-    const rec = JSON.parse(await Deno.readTextFile(recordPath(onnxPath)));
-    return typeof rec?.sha256 === "string" && typeof rec?.size === "number" ? rec : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Writes `<onnx>.json`. */
-export async function writeConversionRecord(
-  onnxPath: string,
-  record: ConversionRecord,
-): Promise<void> {
-  await Deno.writeTextFile(recordPath(onnxPath), JSON.stringify(record, null, 2) + "\n");
-}
-
-/** True when `record` describes the checkpoint as it is now (same size and mtime). */
-export function recordMatches(record: ConversionRecord | undefined, info: Deno.FileInfo): boolean {
-  return record !== undefined && record.size === info.size &&
-    record.mtimeMs === (info.mtime?.getTime() ?? 0);
 }
 
 /**

@@ -24,7 +24,9 @@
  */
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
-import type { NormalizeOptions } from "../core/types.ts";
+import type { ImageSource, NormalizeOptions } from "../core/types.ts";
+import { badParameter } from "../core/check.ts";
+import type { BlockPlan } from "./blocks.ts";
 import { percentiles } from "../core/percentile.ts";
 import { gaussianFilter1d } from "./gaussian.ts";
 import { resizeImage } from "./resize.ts";
@@ -341,4 +343,87 @@ function fillFlatBlocks(
       hi[at(j, i, c)] = hi[at(oj, oi, c)];
     }
   }
+}
+
+/**
+ * The normalisation a single pass over the whole image would use, as fixed per-block options:
+ * `lowhigh` per channel (cellpose's percentiles of the whole image, with its subsampling rule)
+ * and the channels to zero (constant in the image, or with a percentile range <= 1e-3). One read
+ * pass over the blocks' cores. `normalize: false` and given `lowhigh` pass through unchanged;
+ * `tileNormBlocksize` is refused (BAD_PARAMETER): it is not a whole-image normalisation.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { arraySource } from "../io/array_source.ts";
+ * import { planBlocks } from "./blocks.ts";
+ * import { imageNormalization } from "./normalize.ts";
+ * const data = Uint8Array.from({ length: 100 * 80 }, (_, i) => i % 200);
+ * const source = arraySource({ data, shape: [100, 80] });
+ * const n = await imageNormalization(source, planBlocks(100, 80, { blockSize: 32 }), {});
+ * assertEquals(n.normalize, { lowhigh: [[1.99, 197.01], [0, 1], [0, 1]], invert: false });
+ * ```
+ */
+export async function imageNormalization(
+  source: ImageSource,
+  plan: BlockPlan,
+  options: { normalize?: boolean | NormalizeOptions; invert?: boolean },
+): Promise<{ normalize: false | NormalizeOptions; zeroChannels: number[] }> {
+  if (options.normalize === false) return { normalize: false, zeroChannels: [] };
+  const given: NormalizeOptions = typeof options.normalize === "object" ? options.normalize : {};
+  if ((given.tileNormBlocksize ?? 0) > 0) {
+    throw badParameter(
+      "normalize.tileNormBlocksize",
+      "0 for segmentLarge (tile normalisation is per block)",
+      given,
+    );
+  }
+  const invert = given.invert ?? options.invert ?? false;
+  if (given.lowhigh !== undefined) {
+    return { normalize: { lowhigh: given.lowhigh, invert }, zeroChannels: [] };
+  }
+  const q = given.percentile ?? [1, 99];
+  const { height: h, width: w } = source;
+  const nc = Math.min(3, source.channels);
+  const [, sy, sx] = sampleStrides(1, h, w);
+  const cy = Math.ceil(h / sy), cx = Math.ceil(w / sx);
+  const samples = Array.from({ length: nc }, () => new Float32Array(cy * cx));
+  const mn = new Array<number>(nc).fill(Infinity), mx = new Array<number>(nc).fill(-Infinity);
+  for (const b of plan.blocks) {
+    const r = b.core;
+    const region = await source.read(r);
+    checkFinite(region.data);
+    const rw = r.x1 - r.x0, sc = source.channels;
+    for (let y = r.y0; y < r.y1; y++) {
+      for (let x = r.x0; x < r.x1; x++) {
+        const p = ((y - r.y0) * rw + x - r.x0) * sc;
+        const onGrid = y % sy === 0 && x % sx === 0;
+        for (let c = 0; c < nc; c++) {
+          const v = f32(region.data[p + c]);
+          if (v < mn[c]) mn[c] = v;
+          if (v > mx[c]) mx[c] = v;
+          if (onGrid) samples[c][(y / sy) * cx + x / sx] = v;
+        }
+      }
+    }
+  }
+  // constant channels (and the empty ones of a 1- or 2-channel image) end as 0 after inversion
+  const empty: [number, number] = invert ? [1, 0] : [0, 1];
+  const lowhigh: [number, number][] = [];
+  const zeroChannels: number[] = [];
+  for (let c = 0; c < 3; c++) {
+    if (c >= nc || !(mx[c] > mn[c])) {
+      lowhigh.push(empty);
+      zeroChannels.push(c);
+      continue;
+    }
+    const [lo, hi] = percentiles(samples[c], q);
+    if (f32(hi - lo) > MIN_RANGE) lowhigh.push([lo, hi]);
+    else {
+      // the reference sets such a channel to 0 and still inverts it
+      lowhigh.push([0, 1]);
+      zeroChannels.push(c);
+    }
+  }
+  return { normalize: { lowhigh, invert }, zeroChannels: zeroChannels.filter((c) => c < nc) };
 }

@@ -15,7 +15,8 @@ import { maskStats, statsCsv } from "../io/stats.ts";
 import { readTiff } from "../io/tiff_read.ts";
 import { encodeTiff } from "../io/tiff_write.ts";
 import { loadModel } from "../models/load.ts";
-import { arraySource, segmentLarge } from "../pipeline/segment_large.ts";
+import { arraySource } from "../io/array_source.ts";
+import { segmentLarge } from "../pipeline/segment_large.ts";
 
 const cache = await Deno.makeTempDir({ prefix: "cellpose-cli-large-models-" });
 const work = await Deno.makeTempDir({ prefix: "cellpose-cli-large-" });

@@ -20,14 +20,11 @@ import { loadModel } from "../models/load.ts";
 import { type Block, neighbours, planBlocks } from "../pipeline/blocks.ts";
 import { convertImage } from "../pipeline/channels.ts";
 import { blockOutput, decodeSummary, encodeSummary } from "../pipeline/merge_labels.ts";
-import { normalizeImage } from "../pipeline/normalize.ts";
+import { imageNormalization, normalizeImage } from "../pipeline/normalize.ts";
 import { segment } from "../pipeline/segment.ts";
-import {
-  arraySource,
-  assembleBlocks,
-  imageNormalization,
-  segmentLarge,
-} from "../pipeline/segment_large.ts";
+import { assembleBlocks } from "../pipeline/assemble.ts";
+import { segmentLarge } from "../pipeline/segment_large.ts";
+import { arraySource } from "../io/array_source.ts";
 import { identity } from "./identity_net.ts";
 
 /** Seeded uniform numbers in [0, 1). */

@@ -18,7 +18,8 @@ import { allLabels, tiffLabels } from "../io/label_sink.ts";
 import { openOmeZarr, readOmeZarrInfo } from "../io/ome_zarr.ts";
 import { readTiff } from "../io/tiff_read.ts";
 import { zarrLabels } from "../io/zarr_labels.ts";
-import { arraySource, segmentLarge } from "../pipeline/segment_large.ts";
+import { arraySource } from "../io/array_source.ts";
+import { segmentLarge } from "../pipeline/segment_large.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "zarr_test_" });

@@ -40,9 +40,9 @@ export {
 export {
   assembleBlocks,
   type AssembleOptions,
-  type BlockJobOptions,
   type CoreReader,
-  imageNormalization,
-  segmentBlock,
   writeMergedLabels,
-} from "../segment_large.ts";
+} from "../assemble.ts";
+export { imageNormalization } from "../normalize.ts";
+export { type BlockJobOptions, segmentBlock } from "../segment_large.ts";
+export { type TileSpill, tileSpill } from "../../io/tile_spill.ts";

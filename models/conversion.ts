@@ -1,0 +1,72 @@
+/**
+ * Conversion records: what a converted ONNX network was made from (the checkpoint's path, size,
+ * modification time, SHA-256 and the precision), stored beside it as `<onnx>.json`, so that a
+ * load reuses an up-to-date conversion and rebuilds a stale one.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { readConversionRecord, recordMatches, writeConversionRecord } from "./conversion.ts";
+ * const dir = await Deno.makeTempDir();
+ * const checkpoint = `${dir}/model.pt`;
+ * await Deno.writeFile(checkpoint, new Uint8Array(8));
+ * const info = await Deno.stat(checkpoint);
+ * const record = {
+ *   checkpoint,
+ *   size: info.size,
+ *   mtimeMs: info.mtime?.getTime() ?? 0,
+ *   sha256: "af5570f5a1810b7af78caf4bc70a660f0df51e42baf91d4de5b2328de0e83dfc",
+ *   precision: "fp32" as const,
+ * };
+ * await writeConversionRecord(`${dir}/model.onnx`, record);
+ * assertEquals(await readConversionRecord(`${dir}/model.onnx`), record);
+ * assertEquals(recordMatches(record, info), true);
+ * assertEquals(await readConversionRecord(`${dir}/other.onnx`), undefined);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ * @module
+ */
+import type { Precision } from "./precision.ts";
+
+/** What a converted network was made from: stored in `<onnx>.json`. */
+export interface ConversionRecord {
+  /** absolute path of the checkpoint */
+  checkpoint: string;
+  /** its size in bytes and modification time when converted */
+  size: number;
+  mtimeMs: number;
+  /** its SHA-256 when converted */
+  sha256: string;
+  precision: Precision;
+}
+
+/** Path of the conversion record of an ONNX file. */
+function recordPath(onnxPath: string): string {
+  return `${onnxPath}.json`;
+}
+
+/** Reads `<onnx>.json`, or `undefined` when missing or unreadable (then the network is rebuilt). */
+export async function readConversionRecord(
+  onnxPath: string,
+): Promise<ConversionRecord | undefined> {
+  try {
+    const rec = JSON.parse(await Deno.readTextFile(recordPath(onnxPath)));
+    return typeof rec?.sha256 === "string" && typeof rec?.size === "number" ? rec : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes `<onnx>.json`. */
+export async function writeConversionRecord(
+  onnxPath: string,
+  record: ConversionRecord,
+): Promise<void> {
+  await Deno.writeTextFile(recordPath(onnxPath), JSON.stringify(record, null, 2) + "\n");
+}
+
+/** True when `record` describes the checkpoint as it is now (same size and mtime). */
+export function recordMatches(record: ConversionRecord | undefined, info: Deno.FileInfo): boolean {
+  return record !== undefined && record.size === info.size &&
+    record.mtimeMs === (info.mtime?.getTime() ?? 0);
+}
