@@ -309,9 +309,15 @@ Deno.test("cli: eval of the dsb2018 labels against themselves gives AP 1 everywh
 Deno.test("cli: eval pairs <name>_cp_masks predictions with <name>_masks ground truth", async () => {
   const pred = join(work, "pred");
   await Deno.mkdir(pred);
-  for (const id of ["00071198d059", "03f583ec5018"]) {
-    await Deno.copyFile(join(DATA, "dsb2018", `${id}_masks.tif`), join(pred, `${id}_cp_masks.tif`));
-  }
+  // one a copy, one a symbolic link: a link counts as the file it points to
+  await Deno.copyFile(
+    join(DATA, "dsb2018", "00071198d059_masks.tif"),
+    join(pred, "00071198d059_cp_masks.tif"),
+  );
+  await Deno.symlink(
+    join(DATA, "dsb2018", "03f583ec5018_masks.tif"),
+    join(pred, "03f583ec5018_cp_masks.tif"),
+  );
   const r = await cli(["eval", pred, join(DATA, "dsb2018"), "--json", "--thresholds", "0.5"]);
   assertEquals(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);

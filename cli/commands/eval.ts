@@ -83,7 +83,13 @@ async function isDir(path: string): Promise<boolean> {
 async function pairFolders(predDir: string, gtDir: string) {
   const list = async (dir: string) => {
     const out: string[] = [];
-    for await (const e of Deno.readDir(dir)) if (e.isFile && labelExt(e.name)) out.push(e.name);
+    for await (const e of Deno.readDir(dir)) {
+      if (!labelExt(e.name)) continue;
+      // a link counts as the file it points to (folders of links, like a train/val split)
+      const file = e.isFile ||
+        (e.isSymlink && (await stat(join(dir, e.name)).catch(() => null))?.isFile());
+      if (file) out.push(e.name);
+    }
     return out.sort();
   };
   const predFiles = new Set(await list(predDir));
