@@ -25,6 +25,7 @@ import { listModels, modelsDir, type Precision } from "../models/store.ts";
 import { guard } from "./auth.ts";
 import { createEngine, type RemoteModel } from "./engine.ts";
 import { bridgeRoutes } from "./bridge.ts";
+import { largeRoutes } from "./large.ts";
 import { decodeImage, withAxes } from "./image_input.ts";
 import { errorResponse, jsonError, ServerError, statusOf } from "./errors.ts";
 import { createJobQueue, isFinal, type Job, type JobQueue } from "./jobs.ts";
@@ -98,6 +99,12 @@ export interface AppOptions {
   trainMaxEpochs?: number;
   /** folder of the built panel [plugin-ui/dist] */
   panelDir?: string;
+  /** folders whose images `POST /v1/segment_large?path=` may name [none] */
+  dataDirs?: string[];
+  /** where `/v1/segment_large` spools uploads and writes labels [system temporary folder] */
+  spoolDir?: string;
+  /** [64 GiB] largest upload `/v1/segment_large` spools */
+  maxSpoolBytes?: number;
   /** where internal errors are logged [console.error] */
   log?: (line: string) => void;
 }
@@ -257,6 +264,16 @@ export function createApp(options: AppOptions = {}): CellposeApp {
     log,
   });
   app.route("/v1/train", training.app);
+  app.route(
+    "/v1/segment_large",
+    largeRoutes({
+      engine,
+      model,
+      dataDirs: options.dataDirs,
+      spoolDir: options.spoolDir,
+      maxSpoolBytes: options.maxSpoolBytes,
+    }),
+  );
   app.route("/v1/bridge", bridgeRoutes({ maxUploadBytes: maxUpload, replaceMasks }));
   app.get("/openapi.json", (c) => c.json(openApiDocument()));
   app.route("/", panelRoutes(options.panelDir));

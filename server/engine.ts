@@ -27,6 +27,7 @@ import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import type { Device, NetRunner, Progress, SegmentResult } from "../core/types.ts";
 import type { Precision } from "../models/store.ts";
+import type { SegmentLargeResult } from "../pipeline/segment_large.ts";
 import type { SegmentParams } from "./params.ts";
 import { deserializeError, type SerializedError } from "./worker_protocol.ts";
 import { WebWorker } from "../core/web_worker.ts";
@@ -52,6 +53,16 @@ export type ToWorker =
     image: NdArray<NumericArray>;
     params: SegmentParams;
     /** set to 1 by the server to cancel (a shared Int32Array of length 1) */
+    cancel: Int32Array;
+  }
+  | {
+    /** a 2-D TIFF / OME-Zarr at `input` block by block (`segmentLarge`), labels to `output` */
+    type: "segmentLarge";
+    id: number;
+    model: ModelSpec;
+    input: string;
+    output: string;
+    params: SegmentParams & { blockSize?: number; halo?: number };
     cancel: Int32Array;
   };
 
@@ -99,6 +110,17 @@ export interface Engine {
     params: SegmentParams,
     ctx: { signal: AbortSignal; onProgress?: (p: Progress) => void },
   ): Promise<SegmentResult>;
+  /**
+   * segments the 2-D image at path `input` block by block (`segmentLarge`: read lazily, labels
+   * written strip by strip to the TIFF `output`); resolves to its masks, blocks and timings
+   */
+  segmentLarge(
+    model: RemoteModel,
+    input: string,
+    output: string,
+    params: SegmentParams & { blockSize?: number; halo?: number },
+    ctx: { signal: AbortSignal; onProgress?: (p: Progress) => void },
+  ): Promise<SegmentLargeResult>;
   /** times the worker was replaced */
   restarts(): number;
   /**
@@ -185,6 +207,30 @@ export function createEngine(options: EngineOptions = {}): Engine {
     return { id, done };
   }
 
+  /**
+   * Starts a call that `signal` cancels: the shared `cancel` flag is raised and the worker is
+   * replaced if the call has not stopped `grace` ms later.
+   */
+  function cancellable<T>(
+    signal: AbortSignal,
+    cancel: Int32Array,
+    start: () => { id: number; done: Promise<T> },
+  ): Promise<T> {
+    if (signal.aborted) return Promise.reject(new CellposeError("CANCELLED", "job cancelled"));
+    const { id, done } = start();
+    const onAbort = () => {
+      const p = pending.get(id);
+      if (!p) return;
+      p.cancelled = true;
+      Atomics.store(cancel, 0, 1);
+      p.timer = setTimeout(() => {
+        if (pending.has(id)) restart(`a cancelled job did not stop within ${grace} ms`);
+      }, grace);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    return done.finally(() => signal.removeEventListener("abort", onAbort));
+  }
+
   function dispose(spec: ModelSpec): Promise<void> {
     if (!worker) return Promise.resolve();
     return call<void>({ type: "dispose", model: spec }).done;
@@ -206,24 +252,22 @@ export function createEngine(options: EngineOptions = {}): Engine {
       return { spec, ...info, dispose: () => dispose(spec) };
     },
     segment(model, image, params, { signal, onProgress }) {
-      if (signal.aborted) return Promise.reject(new CellposeError("CANCELLED", "job cancelled"));
       const cancel = new Int32Array(new SharedArrayBuffer(4));
-      const { id, done } = call<SegmentResult>(
-        { type: "segment", model: model.spec, image, params, cancel },
-        [image.data.buffer as ArrayBuffer],
-        { onProgress },
-      );
-      const onAbort = () => {
-        const p = pending.get(id);
-        if (!p) return;
-        p.cancelled = true;
-        Atomics.store(cancel, 0, 1);
-        p.timer = setTimeout(() => {
-          if (pending.has(id)) restart(`a cancelled job did not stop within ${grace} ms`);
-        }, grace);
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      return done.finally(() => signal.removeEventListener("abort", onAbort));
+      return cancellable<SegmentResult>(signal, cancel, () =>
+        call(
+          { type: "segment", model: model.spec, image, params, cancel },
+          [image.data.buffer as ArrayBuffer],
+          { onProgress },
+        ));
+    },
+    segmentLarge(model, input, output, params, { signal, onProgress }) {
+      const cancel = new Int32Array(new SharedArrayBuffer(4));
+      return cancellable<SegmentLargeResult>(signal, cancel, () =>
+        call(
+          { type: "segmentLarge", model: model.spec, input, output, params, cancel },
+          [],
+          { onProgress },
+        ));
     },
     restarts: () => restartCount,
     async close() {

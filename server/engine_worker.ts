@@ -15,6 +15,7 @@ import { loadModel } from "../models/load.ts";
 import { segment } from "../pipeline/segment.ts";
 import type { ModelSpec, ToWorker } from "./engine.ts";
 import { serializeError, sharedSignal } from "./worker_protocol.ts";
+import { segmentLarge } from "../pipeline/segment_large.ts";
 
 const scope = self as unknown as {
   postMessage(message: unknown, transfer?: Transferable[]): void;
@@ -49,6 +50,15 @@ async function handle(m: ToWorker): Promise<void> {
       models.delete(m.model.handle);
       await (await net?.catch(() => undefined))?.dispose();
       reply({ type: "result", result: null });
+    } else if (m.type === "segmentLarge") {
+      const net = await modelOf(m.model);
+      const r = await segmentLarge(m.input, m.output, {
+        ...m.params,
+        model: net,
+        signal: sharedSignal(m.cancel),
+        onProgress: (p) => reply({ type: "progress", progress: p }),
+      });
+      reply({ type: "result", result: r });
     } else {
       const net = await modelOf(m.model);
       const r = await segment(m.image, {

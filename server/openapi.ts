@@ -134,6 +134,32 @@ export function openApiDocument(): {
           },
         },
       },
+      "/v1/segment_large": {
+        post: {
+          summary: "Segment a huge 2-D image block by block; answers the label TIFF",
+          description: "The body is a TIFF, spooled to disk as it arrives (never held in " +
+            "memory), or `path` names a TIFF / OME-Zarr under a folder the server was started " +
+            "with (--data_dir). Segmentation parameters as query parameters, plus block_size " +
+            "and halo. The answer streams the uint16/uint32 label TIFF; headers " +
+            "x-cellpose-masks, x-cellpose-blocks.",
+          parameters: [
+            { name: "path", in: "query", schema: { type: "string" } },
+            { name: "block_size", in: "query", schema: { type: "integer", default: 2048 } },
+            { name: "halo", in: "query", schema: { type: "integer" } },
+          ],
+          requestBody: {
+            content: { "image/tiff": { schema: { type: "string", format: "binary" } } },
+          },
+          responses: {
+            "200": {
+              description: "the label image",
+              content: { "image/tiff": { schema: { type: "string", format: "binary" } } },
+            },
+            "403": error("a path outside the data folders, or none configured"),
+            "413": error("upload over maxSpoolBytes"),
+          },
+        },
+      },
       "/v1/jobs": {
         get: { summary: "List stored jobs", responses: { "200": { description: "the jobs" } } },
       },

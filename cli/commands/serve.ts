@@ -42,6 +42,13 @@ const options = {
       "characters or more, when --host is not this computer. Default: $CELLPOSE_TOKEN, else none",
     group: "Server",
   },
+  data_dir: {
+    kind: "string",
+    placeholder: "FOLDERS",
+    description: "folders (comma-separated) whose images clients may name by path in " +
+      "POST /v1/segment_large?path= (huge images, read in place). Default: none",
+    group: "Server",
+  },
   ...modelOptions,
 } as const;
 
@@ -81,6 +88,7 @@ async function run(argv: string[]): Promise<number> {
     model: v.pretrained_model,
     device: v.device,
     precision: precisionOf(v),
+    dataDirs: v.data_dir?.split(",").map((d) => d.trim()).filter(Boolean),
   });
   const stop = () => void server.close();
   const signals = ["SIGINT", "SIGTERM"] as const;
