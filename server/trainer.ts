@@ -16,6 +16,7 @@
  */
 import { CellposeError } from "../core/errors.ts";
 import type { TrainOptions, TrainProgress, TrainResult } from "../train/train.ts";
+import { WebWorker } from "../core/web_worker.ts";
 import { deserializeError, type SerializedError } from "./worker_protocol.ts";
 
 /** The options that cross to the worker (no callbacks, no signal). */
@@ -46,7 +47,10 @@ export function runTraining(
     return Promise.reject(new CellposeError("CANCELLED", "training cancelled"));
   }
   const cancel = new Int32Array(new SharedArrayBuffer(4));
-  const worker = new Worker(new URL("./train_worker.ts", import.meta.url), { type: "module" });
+  // the runtime's own Worker, even when onnxruntime-web has replaced the global one
+  const worker = new (WebWorker ?? Worker)(new URL("./train_worker.ts", import.meta.url), {
+    type: "module",
+  });
   let timer: ReturnType<typeof setTimeout> | undefined;
   return new Promise<TrainSummary>((resolve, reject) => {
     const end = () => {
