@@ -272,7 +272,7 @@ Deno.test("resolveModel: paths, cache names, .onnx files and MODEL_NOT_FOUND", a
         `model "nope" is neither a file nor a model in the cache ${cacheDir}`,
       );
       assertEquals(unknown.code, "MODEL_NOT_FOUND");
-      assert(unknown.message.includes("mine, other, cpsam"), unknown.message);
+      assert(unknown.message.includes("mine, other, nuclei, cpsam"), unknown.message);
       const notHosted = await assertRejects(
         () => downloadModel("cyto9", { cacheDir }),
         CellposeError,
