@@ -1,21 +1,24 @@
 /**
  * The Fiji/ImageJ bridge end to end with real ImageJ 1.53 (Debian's `imagej`, its ij.jar) under
  * Xvfb: the bridge jar is built and installed into a plugins folder, a dsb2018 image is opened,
- * `Plugins > Cellpose-SAM > Segment...` is run by a macro against the real server (tiny model),
- * and ImageJ's label image and ROI Manager count are checked against what the server returned.
+ * `Plugins > Cellpose-SAM > Segment...` is run by a macro against the real server, choosing the
+ * shipped `nuclei` model in its dialog, on the README's sample image; ImageJ's label image and ROI
+ * Manager count are checked against what the server returned, and the masks against the truth.
  * A screenshot of ImageJ with the result is kept in test-artifacts/fiji-result.png.
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "./assert.ts";
-import { DATA } from "./fixtures.ts";
+import { REPO } from "./fixtures.ts";
 import { ARTIFACTS, missing, startTinyServer } from "./e2e.ts";
 import { buildFijiBridge } from "../plugin-ui/fiji/build.ts";
 import { readImage } from "../io/image.ts";
 import { readNpy } from "../io/npy.ts";
+import { averagePrecision } from "../metrics/matching.ts";
 
 const IJ_JAR = "/usr/share/java/ij.jar";
 const XVFB = "/usr/bin/xvfb-run";
-const IMAGE = join(DATA, "dsb2018", "0e21d7b3eea8.png");
+const IMAGE = join(REPO, "examples", "03f583ec5018.png");
+const TRUTH = join(REPO, "examples", "03f583ec5018_masks.tif");
 
 async function waitForFile(
   path: string,
@@ -53,7 +56,7 @@ Deno.test({
     const macro = `
 open("${IMAGE}");
 source = getImageID();
-run("Segment...", "server=${server.url} token=[] diameter=0 flow=0.4 cell=0 minimum=15");
+run("Segment...", "server=${server.url} token=[] model=nuclei diameter=0 flow=0.4 cell=0 minimum=15");
 n = roiManager("count");
 title = getTitle();
 getRawStatistics(nPixels, mean, min, max);
@@ -106,7 +109,9 @@ run("Quit");
       assert(n > 0);
       assertEquals(Number(count), n, "ROI Manager holds one ROI per mask");
       assertEquals(Number(max), n, "labels are 1..N");
-      assertEquals(title, "0e21d7b3eea8_cp_masks");
+      assertEquals(title, "03f583ec5018_cp_masks");
+      const current = (await (await fetch(`${server.url}/v1/models`)).json()).current;
+      assertEquals(current.name, "nuclei", "the dialog's model was loaded");
       assertEquals(Number(depth), 16);
       const server_masks = readNpy(
         new Uint8Array(
@@ -117,6 +122,8 @@ run("Quit");
       const ij = await readImage(labelsOut);
       assertEquals(ij.image.shape, server_masks.shape);
       assertEquals(Array.from(ij.image.data), Array.from(server_masks.data as Uint16Array));
+      const { ap } = averagePrecision((await readImage(TRUTH)).image, ij.image);
+      assert(ap[0] >= 0.6, `AP@0.5 of the nuclei model in Fiji: ${ap[0]}`);
     } finally {
       try {
         Deno.kill(-proc.pid, "SIGKILL");

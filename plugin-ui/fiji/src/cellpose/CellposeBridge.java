@@ -23,8 +23,8 @@ import java.util.Map;
  * Plugins > Cellpose-SAM: sends the active image to the local cellpose-deno server and brings back
  * a 16-bit label image and one polygon ROI per mask in the ROI Manager.
  *
- * <p>Macro use: {@code run("Segment...", "server=http://127.0.0.1:8000 diameter=0 flow_threshold=0.4
- * cellprob_threshold=0 min_size=15");}
+ * <p>Macro use: {@code run("Segment...", "server=http://127.0.0.1:8000 model=nuclei diameter=0
+ * flow_threshold=0.4 cellprob_threshold=0 min_size=15");}
  */
 public class CellposeBridge implements PlugIn {
   static final String TITLE = "Cellpose-SAM";
@@ -35,6 +35,8 @@ public class CellposeBridge implements PlugIn {
   static final class Settings {
     String server = Prefs.get(PREF + "server", "http://127.0.0.1:8000");
     String token = Prefs.get(PREF + "token", "");
+    /** model the server should use ("nuclei", "cpsam", a fine-tuned name); empty: the server's current one */
+    String model = Prefs.get(PREF + "model", "");
     double diameter = Prefs.get(PREF + "diameter", 0);
     double flowThreshold = Prefs.get(PREF + "flow_threshold", 0.4);
     double cellprobThreshold = Prefs.get(PREF + "cellprob_threshold", 0.0);
@@ -44,6 +46,7 @@ public class CellposeBridge implements PlugIn {
     void save() {
       Prefs.set(PREF + "server", server);
       Prefs.set(PREF + "token", token);
+      Prefs.set(PREF + "model", model);
       Prefs.set(PREF + "diameter", diameter);
       Prefs.set(PREF + "flow_threshold", flowThreshold);
       Prefs.set(PREF + "cellprob_threshold", cellprobThreshold);
@@ -80,7 +83,10 @@ public class CellposeBridge implements PlugIn {
           break;
         default:
           String options = Macro.getOptions();
-          if (options != null) s.server = Macro.getValue(options, "server", s.server);
+          if (options != null) {
+            s.server = Macro.getValue(options, "server", s.server);
+            s.model = Macro.getValue(options, "model", s.model);
+          }
           segment(WindowManager.getCurrentImage(), s);
       }
     } catch (BridgeException e) {
@@ -94,6 +100,7 @@ public class CellposeBridge implements PlugIn {
     GenericDialog gd = new GenericDialog(TITLE);
     gd.addStringField("Server", s.server, 30);
     gd.addStringField("Token (remote servers only)", s.token, 30);
+    gd.addStringField("Model (nuclei, cpsam, ...; empty = server's)", s.model, 30);
     gd.addNumericField("Diameter (0 = not needed)", s.diameter, 1, 6, "px");
     gd.addNumericField("Flow threshold", s.flowThreshold, 2);
     gd.addNumericField("Cell probability threshold", s.cellprobThreshold, 2);
@@ -104,6 +111,7 @@ public class CellposeBridge implements PlugIn {
     if (gd.wasCanceled()) return false;
     s.server = gd.getNextString().trim();
     s.token = gd.getNextString().trim();
+    s.model = gd.getNextString().trim();
     s.diameter = gd.getNextNumber();
     s.flowThreshold = gd.getNextNumber();
     s.cellprobThreshold = gd.getNextNumber();
@@ -129,6 +137,10 @@ public class CellposeBridge implements PlugIn {
     try {
       tmp = File.createTempFile("cellpose-", ".tif");
       if (!new FileSaver(part).saveAsTiff(tmp.getPath())) throw new BridgeException("Could not save the image.");
+      if (!s.model.isEmpty()) {
+        IJ.showStatus("Cellpose-SAM: loading model " + s.model);
+        client.useModel(s.model);
+      }
       IJ.showStatus("Cellpose-SAM: uploading " + imp.getTitle());
       String id = client.submit(Files.readAllBytes(tmp.toPath()), imp.getTitle() + ".tif", s.params());
       IJ.showStatus("Cellpose-SAM: segmenting " + imp.getTitle());

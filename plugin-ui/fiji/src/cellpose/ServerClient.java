@@ -96,6 +96,15 @@ final class ServerClient {
     return new String(send(req).body(), StandardCharsets.UTF_8);
   }
 
+  /** Makes the server load model {@code name} (shipped, cached or downloadable) for the next jobs. */
+  void useModel(String name) throws BridgeException {
+    try {
+      postJson("/v1/models/" + java.net.URLEncoder.encode(name, StandardCharsets.UTF_8) + "/load", "{}");
+    } catch (BridgeException e) {
+      throw new BridgeException("The server could not load model \"" + name + "\": " + e.getMessage());
+    }
+  }
+
   /** Submits an image for segmentation and returns the job id. */
   String submit(byte[] tiff, String fileName, Map<String, String> params) throws BridgeException {
     String answer = postImage("/v1/segment", tiff, fileName, params);
