@@ -15,8 +15,10 @@
  * const labels = ndarray(new Uint32Array(16 * 16), [16, 16]);
  * for (let y = 2; y < 7; y++) for (let x = 2; x < 7; x++) labels.data[y * 16 + x] = 1;
  * for (let y = 9; y < 14; y++) for (let x = 8; x < 14; x++) labels.data[y * 16 + x] = 2;
- * const flows = masksToFlows(labels);
- * const cellprob = ndarray(labels.data.map((v) => (v ? 5 : -5)), [16, 16]);
+ * // unit flows, scaled by 5 as the network predicts them (the flow check divides by 5)
+ * const unit = masksToFlows(labels);
+ * const flows = ndarray(unit.data.map((v) => 5 * v), unit.shape);
+ * const cellprob = ndarray(Float32Array.from(labels.data, (v) => (v ? 5 : -5)), [16, 16]);
  * const masks = await computeMasks(flows, cellprob, { minSize: 0 });
  * assertEquals(averagePrecision(labels, masks, [0.5]).ap[0], 1);
  * ```

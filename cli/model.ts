@@ -100,7 +100,7 @@ const mb = (bytes: number) => `${(bytes / MB).toFixed(0)} MB`;
  * and, on a terminal, a passing line with the bytes done, the total and the rate.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { downloadModel } from "../mod.ts";
  * import { reportModelProgress } from "./model.ts";
  * import { createProgress } from "./progress.ts";
@@ -159,7 +159,7 @@ export function withWeightsHelp(e: CellposeError, name: string): CellposeError {
  * that cannot be found or downloaded is rethrown with {@link weightsHelp} appended.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { loadModelForCli } from "./model.ts";
  * import { createProgress } from "./progress.ts";
  * const net = await loadModelForCli(

@@ -3,7 +3,7 @@
  * chosen files for one image, named as cellpose names them, through the library's writers.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { writeOutputs } from "./outputs.ts";
  * import { loadModel, readImage, segment } from "../mod.ts";
  * const { image } = await readImage("cells.png");

@@ -5,7 +5,7 @@
  * A block whose result for this plan is already there is not computed again (unless `force`).
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { readRunPlan } from "./run_plan.ts";
  * import { runPlannedBlock } from "./block_job.ts";
  * import { loadModel } from "../models/load.ts";

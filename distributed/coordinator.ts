@@ -6,7 +6,7 @@
  * and its jobs still queued are removed, so workers skip what is left of it.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { createRunPlan } from "./run_plan.ts";
  * import { runOnRedis } from "./coordinator.ts";
  * const plan = await createRunPlan("/shared/slide.tif", {

@@ -5,7 +5,7 @@
  * results unless asked to keep them.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { readRunPlan } from "./run_plan.ts";
  * import { mergeRun } from "./merge_run.ts";
  * const r = await mergeRun(await readRunPlan("/shared/plan.json"));

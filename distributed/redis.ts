@@ -7,7 +7,7 @@
  * `<queue>:done:<plan id>`.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { connectRedis, queueKeys } from "./redis.ts";
  * const redis = await connectRedis("redis://127.0.0.1:6379");
  * console.log(await redis.xLen(queueKeys().jobs));

@@ -7,7 +7,7 @@
  * machine sees.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { createRunPlan, writeRunPlan } from "./run_plan.ts";
  * const plan = await createRunPlan("/shared/slide.tif", {
  *   workDir: "/shared/slide_blocks",

@@ -11,7 +11,7 @@
  * atomically and are the same whoever computes them, so a block done twice is harmless.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { runWorker } from "./worker.ts";
  * import { loadModel } from "../models/load.ts";
  * const stop = new AbortController();

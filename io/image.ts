@@ -6,7 +6,7 @@
  * rule (`CYX` when `shape[0] < shape[2]`, else `YXC`; pass a Z axis to segment a stack); 4D `ZYXC` when the last is at most 4, else `ZCYX`.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { readImage } from "./image.ts";
  * const { image, axes, channelAxis } = await readImage("cells.tif");
  * console.log(image.shape, axes, channelAxis);

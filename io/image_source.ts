@@ -4,7 +4,7 @@
  * a file), not by the name.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { openImageSource } from "./image_source.ts";
  * const src = await openImageSource("/data/slide.ome.zarr"); // or "/data/slide.tif"
  * console.log(src.height, src.width, src.channels);

@@ -3,7 +3,7 @@
  * ones `[H, W]` (`YX`), like `cv2.imread(path, -1)`.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { readJpeg } from "./jpeg.ts";
  * const img = readJpeg(await Deno.readFile("photo.jpg"), "photo.jpg");
  * console.log(img.axes, img.image.shape);

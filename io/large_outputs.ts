@@ -10,7 +10,7 @@
  * when complete.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { largeOutputs } from "./large_outputs.ts";
  * import { openTiff } from "./tiff_lazy.ts";
  * import { segmentLarge } from "../pipeline/segment_large.ts";

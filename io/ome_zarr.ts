@@ -8,7 +8,7 @@
  * {@link OmeZarrSource.readVolume} reads a Z range of a 3-D image.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { openOmeZarr } from "./ome_zarr.ts";
  * const src = await openOmeZarr("/data/slide.ome.zarr");
  * console.log(src.info.version, src.info.axes, src.height, src.width, src.channels);
@@ -192,7 +192,7 @@ const NUMERIC = new Set([
  * or of an unsupported data type.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { readOmeZarrInfo } from "./ome_zarr.ts";
  * const info = await readOmeZarrInfo("/data/slide.ome.zarr");
  * console.log(info.level, info.shape, info.axes); // "0" [3, 20000, 20000] "CYX"
@@ -286,7 +286,7 @@ function checkIndex(name: string, v: number, size: number): number {
  * image is opened for 2-D reads without `z`. Region reads outside the image throw BAD_PARAMETER.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { openOmeZarr } from "./ome_zarr.ts";
  * const src = await openOmeZarr("/data/embryo.ome.zarr", { z: 12 });
  * const plane = await src.read({ y0: 0, x0: 0, y1: src.height, x1: src.width });

@@ -13,7 +13,7 @@
  * (UNSUPPORTED: this is the 2-D block path).
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { openTiff } from "./tiff_lazy.ts";
  * const src = await openTiff("/data/slide.tif");
  * const region = await src.read({ y0: 4096, x0: 8192, y1: 6144, x1: 10240 });

@@ -10,7 +10,7 @@
  * stays until the new one is complete).
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { zarrLabels } from "./zarr_labels.ts";
  * const sink = await zarrLabels("/data/slide.ome.zarr", { name: "cp_masks" })(Uint32Array, 20000, 20000);
  * // ... 20000 rows of 20000 labels, in bands

@@ -3,7 +3,7 @@
  * written after a verified download (`sha256sum` format: `<hex>  <name>`).
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { readChecksumFile, sha256File, writeChecksumFile } from "./checksum.ts";
  * const hex = await sha256File("/tmp/cpsam");
  * await writeChecksumFile("/tmp/cpsam", hex);
@@ -35,7 +35,7 @@ export async function hashFileInto(
  * Hex SHA-256 of a file, read as a stream.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { sha256File } from "./checksum.ts";
  * console.log(await sha256File("/tmp/cpsam")); // "9f86d0..."
  * ```
@@ -71,7 +71,7 @@ export async function writeChecksumFile(path: string, sha256: string): Promise<v
  * Reads the hex digest from `<path>.sha256`, or `undefined` when there is no sidecar.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { readChecksumFile } from "./checksum.ts";
  * const known = await readChecksumFile("/tmp/cpsam"); // "9f86d0..." or undefined
  * ```

@@ -5,7 +5,7 @@
  * kept for the next run; a checksum mismatch deletes it.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { downloadFile } from "./download.ts";
  * const got = await downloadFile("https://huggingface.co/mouseland/cellpose-sam/resolve/main/cpsam",
  *   "/home/me/.cellpose/models/cpsam", {
@@ -60,7 +60,7 @@ export interface DownloadResult {
  * on HTTP errors, unreachable hosts and size or checksum mismatches, `CANCELLED` on abort.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { downloadFile } from "./download.ts";
  * await downloadFile("http://127.0.0.1:8000/cpsam", "/tmp/models/cpsam", { retries: 5 });
  * ```

@@ -6,7 +6,7 @@
  * hashed again and checked against the `.sha256` recorded at download.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { loadModel } from "./load.ts";
  * const net = await loadModel("cpsam", { device: "cpu", onProgress: (p) => console.log(p.stage) });
  * console.log(net.name, net.device, net.bsize); // "cpsam" "cpu" 256
@@ -97,7 +97,7 @@ async function convertInPlace(checkpoint: string, onnxPath: string, precision: P
  * it, unless an up-to-date conversion exists. Returns where the network is.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { convertModel } from "./load.ts";
  * const out = await convertModel("cpsam", { precision: "fp16" });
  * console.log(out.onnxPath, out.reused); // ".../models/cpsam-fp16.onnx" false
@@ -160,7 +160,7 @@ export interface LoadModelOptions extends ConvertModelOptions {
  * converted once (see {@link convertModel}). Missing files give `MODEL_NOT_FOUND`.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { loadModel } from "./load.ts";
  * const net = await loadModel("cpsam", { device: "webgpu", precision: "fp16" });
  * const out = await net.run({ data: new Float32Array(3 * 256 * 256), shape: [1, 3, 256, 256] });

@@ -14,7 +14,7 @@
  * This module finds, lists and downloads models; {@link ./load.ts} converts and loads them.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { listModels, modelsDir, resolveModel } from "./store.ts";
  * console.log(modelsDir()); // "/home/me/.cellpose/models"
  * const model = await resolveModel("cpsam", { onProgress: (p) => console.log(p.bytesDone) });
@@ -116,7 +116,7 @@ function isName(s: string): boolean {
  * returns its path, size and SHA-256.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { downloadModel } from "./store.ts";
  * const got = await downloadModel("cpsam", {
  *   onProgress: (p) => console.log(`${p.bytesDone}/${p.bytesTotal} at ${p.bytesPerSecond} B/s`),
@@ -190,7 +190,7 @@ export function modelName(path: string): string {
  * downloaded on first use (`cpsam`). Throws `MODEL_NOT_FOUND` saying what to do.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { resolveModel } from "./store.ts";
  * console.log(await resolveModel("cpsam")); // { name: "cpsam", path: ".../models/cpsam", kind: "checkpoint" }
  * console.log(await resolveModel("./models/my_finetuned")); // a file path

@@ -118,7 +118,7 @@ export type CoreReader = (block: Block, row0: number, rows: number) => Promise<U
  * const merged = mergeBlocks(plan, outs.map((o) => o.summary));
  * const path = await Deno.makeTempFile({ suffix: ".tif" });
  * await writeMergedLabels(plan, merged, (b, r0, n) => Promise.resolve(outs[b.id].core.data.slice(r0 * 2, (r0 + n) * 2)), tiffLabels(path));
- * assertEquals((await readTiff(await Deno.readFile(path))).data, new Uint16Array([1, 1, 2, 2, 1, 1, 2, 2]));
+ * assertEquals((await readTiff(await Deno.readFile(path), path)).image.data, new Uint16Array([1, 1, 2, 2, 1, 1, 2, 2]));
  * ```
  */
 export async function writeMergedLabels(

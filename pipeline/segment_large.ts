@@ -13,7 +13,7 @@
  * block is normalised with the resulting fixed `lowhigh` (`imageNormalization` in `normalize.ts`).
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { segmentLarge } from "./segment_large.ts";
  * import { loadModel } from "../models/load.ts";
  * const model = await loadModel("cpsam", { device: "webgpu" });
@@ -65,7 +65,7 @@ export type BlockJobOptions = SegmentWithModel & {
  * what a worker runs.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { segmentBlock } from "./segment_large.ts";
  * import { imageNormalization } from "./normalize.ts";
  * import { planBlocks } from "./blocks.ts";
@@ -117,7 +117,7 @@ export async function segmentBlock(
  * TIFF, CANCELLED when `signal` aborts (checked between blocks).
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { segmentLarge } from "./segment_large.ts";
  * import { loadModel } from "../models/load.ts";
  * const model = await loadModel("/models/tiny-cpsam.pt", { device: "cpu" });

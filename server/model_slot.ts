@@ -4,13 +4,14 @@
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { createModelSlot } from "./model_slot.ts";
  * import { createEngine } from "./engine.ts";
  * const engine = createEngine({ device: "cpu" });
  * const slot = createModelSlot((name) => engine.load(name));
- * slot.load("cpsam");
+ * slot.load("nuclei"); // the model shipped with the package
  * const n = await slot.use((model) => Promise.resolve(model.bsize));
- * console.log(n, slot.status()); // 256 { name: "cpsam", state: "loaded", device: "cpu" }
+ * assertEquals([n, slot.status().name, slot.status().state], [256, "nuclei", "loaded"]);
  * await slot.close();
  * await engine.close();
  * ```

@@ -5,8 +5,14 @@
  *
  * @example
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * const worker = new Worker(new URL("./train_worker.ts", import.meta.url), { type: "module" });
+ * const reply = new Promise<MessageEvent>((resolve) => worker.onmessage = resolve);
+ * const cancel = new Int32Array(new SharedArrayBuffer(4));
  * worker.postMessage({ type: "train", options: { model: "tiny.pt", train: [] }, cancel });
+ * const { data } = await reply; // no such model: an error, serialised with its code
+ * worker.terminate();
+ * assertEquals([data.type, data.error.code], ["error", "MODEL_NOT_FOUND"]);
  * ```
  * @module
  */

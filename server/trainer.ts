@@ -6,11 +6,13 @@
  *
  * @example
  * ```ts
+ * import { assertRejects } from "@std/assert";
  * import { runTraining } from "./trainer.ts";
- * const r = await runTraining(
- *   { model: "../shared/fixtures/tiny-cpsam.pt", train: [], nEpochs: 1 },
- *   { signal: new AbortController().signal },
- * ); // throws BAD_PARAMETER: no training image
+ * await assertRejects(
+ *   () => runTraining({ model: "nuclei", train: [], nEpochs: 1 }, { signal: AbortSignal.abort() }),
+ *   Error,
+ *   "training cancelled",
+ * );
  * ```
  * @module
  */

@@ -3,7 +3,7 @@
  * storing its result in the plan's work folder. A block already done for this plan is skipped.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { blockCommand } from "./block.ts";
  * const code = await blockCommand.run(["/shared/plan.json", "--index", "3", "--device", "cpu"]);
  * console.log(code); // 0

@@ -3,7 +3,7 @@
  * writes the label outputs (TIFF strip by strip, OME-Zarr labels chunk by chunk).
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { mergeCommand } from "./merge.ts";
  * console.log(await mergeCommand.run(["/shared/plan.json"])); // 0
  * ```

@@ -5,7 +5,7 @@
  * and `cellpose merge plan.json` (once all are done).
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { planCommand } from "./plan.ts";
  * const code = await planCommand.run(["/shared/slide.tif", "--out", "/shared/plan.json"]);
  * console.log(code); // 0

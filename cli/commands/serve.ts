@@ -3,7 +3,7 @@
  * panel) until Ctrl+C.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { serveCommand } from "./serve.ts";
  * await serveCommand.run(["--port", "8000"]); // serves until interrupted
  * ```

@@ -3,7 +3,7 @@
  * or SIGTERM: the running block is cancelled and its job put back for another worker).
  *
  * @example
- * ```ts
+ * ```ts ignore
  * import { workerCommand } from "./worker.ts";
  * await workerCommand.run(["redis://127.0.0.1:6379", "--device", "cpu"]); // until SIGTERM
  * ```

@@ -5,9 +5,10 @@
  *
  * @example
  * ```ts
+ * import { assert } from "@std/assert";
  * import { assembleWat } from "./build.ts";
  * const wasm = await assembleWat(new URL("./follow2d.wat", import.meta.url));
- * console.log(WebAssembly.validate(wasm)); // true
+ * assert(WebAssembly.validate(new Uint8Array(wasm)));
  * ```
  * @module
  */
