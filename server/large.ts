@@ -14,7 +14,7 @@
  * a client that disconnects cancels the run.
  *
  * @example
- * ```ts
+ * ```ts ignore
  * // deno task serve --data_dir /data
  * const res = await fetch("http://127.0.0.1:8000/v1/segment_large?path=/data/slide.tif&diameter=30", { method: "POST" });
  * await Deno.writeFile("slide_cp_masks.tif", res.body!);

@@ -30,7 +30,9 @@ Deno.test("panel render: overlay fills masks, draws outlines on mask borders, le
 });
 
 Deno.test("panel render: label colours are stable and neighbours differ", () => {
-  assertEquals(labelColor(3), labelColor(3));
+  // golden-ratio hue steps, saturation 0.85, lightness 0.5 +- 0.15 by a hash of the label
+  // (worked by hand for label 1: hue 0.618, lightness 0.5 -> red 255 * (0.5 - 0.425) = 19)
+  assertEquals([1, 2, 3].map(labelColor), [[19, 82, 236], [146, 236, 19], [242, 90, 223]]);
   for (let l = 1; l < 50; l++) {
     assert(labelColor(l).join() !== labelColor(l + 1).join(), `labels ${l}, ${l + 1}`);
   }
@@ -64,6 +66,22 @@ Deno.test("panel render: flows as colour follow the angle; cellprob 0 is mid gre
   assert(rgba.slice(4, 7).join() !== rgba.slice(12, 15).join(), "right and left differ");
   assert(rgba[4] + rgba[5] + rgba[6] > rgba[0] + rgba[1] + rgba[2], "larger flow is brighter");
   assertEquals(rgba[3], 255);
+  // cellpose's dx_to_circ on unit flows up, down, right, left and a still pixel: angle =
+  // atan2(dX, dY) + pi, channel c = clip(mag / 2 * (cos(angle + c * 2 pi / 3) + 1)): up is pure
+  // red (255, 63, 63), down has no red; right and left share red 127 and swap green and blue.
+  // Swapping dY and dX gives other colours for every one of them.
+  const unit = new Float32Array(10);
+  unit.set([-1, 1, 0, 0, 0], 0); // dY
+  unit.set([0, 0, 1, -1, 0], 5); // dX
+  const circ = flowsToRgba(unit, 5, 1);
+  const px = (i: number) => Array.from(circ.slice(4 * i, 4 * i + 3));
+  assertEquals([0, 1, 2, 3, 4].map(px), [
+    [255, 63, 63],
+    [0, 191, 191],
+    [127, 237, 17],
+    [127, 17, 237],
+    [0, 0, 0],
+  ]);
   const cp = cellprobToRgba(new Float32Array([0, 10, -10]));
   assertEquals(cp[0], 128);
   assertEquals(cp[4], 255);

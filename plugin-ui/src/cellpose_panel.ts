@@ -398,15 +398,6 @@ export class CellposePanel extends LitElement {
     }
   }
 
-  /** The labels of the shown Z plane (a view into the result: edits change the result). */
-  private planeLabels(): Uint16Array | Uint32Array | null {
-    const r = this.result;
-    if (!r) return null;
-    const n = r.width * r.height;
-    const p = r.planes > 1 ? Math.min(this.plane, r.planes - 1) : 0;
-    return r.labels.subarray(p * n, (p + 1) * n);
-  }
-
   private toolButton(t: Tool, label: string) {
     return html`<button aria-pressed=${
       this.tool === t
