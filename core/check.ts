@@ -21,16 +21,24 @@
  */
 import { CellposeError } from "./errors.ts";
 
-/** How a received value is shown in a message: strings and objects as JSON, numbers as written. */
-function shown(got: unknown): string {
+/** Characters of a received value shown in a message, at most (see {@link excerpt}). */
+export const EXCERPT_CHARS = 80;
+
+/**
+ * How a received value is shown in a message: strings and objects as JSON, numbers as written,
+ * cut to `max` characters with the full length said ("[1,2,3,… (6000000 chars)"), so that an error
+ * never echoes a huge value whole.
+ */
+export function excerpt(got: unknown, max = EXCERPT_CHARS): string {
+  let text: string;
   if (typeof got === "string" || (typeof got === "object" && got !== null)) {
     try {
-      return JSON.stringify(got) ?? String(got);
+      text = JSON.stringify(got) ?? String(got);
     } catch {
-      return String(got);
+      text = Object.prototype.toString.call(got); // cyclic or too deep to write out
     }
-  }
-  return String(got);
+  } else text = String(got);
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} chars)`;
 }
 
 /**
@@ -38,9 +46,13 @@ function shown(got: unknown): string {
  * names the field (the server answers with it as `error.field`).
  */
 export function badParameter(field: string, expected: string, got: unknown): CellposeError {
-  return new CellposeError("BAD_PARAMETER", `${field} must be ${expected}, got ${shown(got)}`, {
+  const shown = excerpt(got);
+  // a long value is kept only as its excerpt: the error may be stored with a job for an hour
+  const short = shown.length <= EXCERPT_CHARS || typeof got === "number" ||
+    typeof got === "boolean";
+  return new CellposeError("BAD_PARAMETER", `${field} must be ${expected}, got ${shown}`, {
     field,
-    got,
+    got: short ? got : shown,
   });
 }
 

@@ -25,7 +25,7 @@
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import type { ImageSource, NormalizeOptions } from "../core/types.ts";
-import { badParameter } from "../core/check.ts";
+import { badParameter, excerpt } from "../core/check.ts";
 import type { BlockPlan } from "./blocks.ts";
 import { percentiles } from "../core/percentile.ts";
 import { gaussianFilter1d } from "./gaussian.ts";
@@ -91,8 +91,8 @@ function checkOptions(o: NormalizeOptions, nchan: number): void {
     if (!Array.isArray(p) || p.length !== 2 || !(0 <= p[0] && p[0] < p[1] && p[1] <= 100)) {
       throw new CellposeError(
         "BAD_PARAMETER",
-        `percentile must be [low, high] with 0 <= low < high <= 100, got ${JSON.stringify(p)}`,
-        p,
+        `percentile must be [low, high] with 0 <= low < high <= 100, got ${excerpt(p)}`,
+        { field: "normalize.percentile", got: excerpt(p) },
       );
     }
   }
@@ -115,10 +115,8 @@ function lowHighPairs(lh: NormalizeOptions["lowhigh"], nchan: number): [number, 
   if (Array.isArray(lh) && lh.length === nchan && lh.every(isPair)) return lh as [number, number][];
   throw new CellposeError(
     "BAD_PARAMETER",
-    `lowhigh must be [low, high] or ${nchan} such pairs (one per channel), got ${
-      JSON.stringify(lh)
-    }`,
-    lh,
+    `lowhigh must be [low, high] or ${nchan} such pairs (one per channel), got ${excerpt(lh)}`,
+    { field: "normalize.lowhigh", got: excerpt(lh) },
   );
 }
 

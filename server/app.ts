@@ -26,7 +26,8 @@ import { guard } from "./auth.ts";
 import { createEngine, type RemoteModel } from "./engine.ts";
 import { bridgeRoutes } from "./bridge.ts";
 import { largeRoutes } from "./large.ts";
-import { decodeImage, withAxes } from "./image_input.ts";
+import { withAxes } from "./image_input.ts";
+import { createDecoder } from "./decoder.ts";
 import { errorResponse, jsonError, ServerError, statusOf } from "./errors.ts";
 import { createJobQueue, isFinal, type Job, type JobQueue } from "./jobs.ts";
 import { createModelSlot, type ModelSlot } from "./model_slot.ts";
@@ -46,7 +47,7 @@ import {
 } from "./results.ts";
 import { jobEventStream } from "./sse.ts";
 import { type LabelledJob, trainRoutes } from "./train_routes.ts";
-import { readBodyLimited, uploadBudget } from "./upload.ts";
+import { DEFAULT_PACE, readBodyLimited, uploadBudget, type UploadPace } from "./upload.ts";
 
 /** Options of {@link createApp}; every one has a default. */
 export interface AppOptions {
@@ -70,6 +71,17 @@ export interface AppOptions {
   maxUploadBytes?: number;
   /** bytes all uploads in progress may hold together; more get 429 [4 GiB] */
   maxUploadingBytes?: number;
+  /**
+   * how slowly a request body may arrive: after `graceMs` [10 s] at `minBytesPerSecond`
+   * [16 KiB/s] on average, else 408 (see `upload.ts`)
+   */
+  uploadPace?: Partial<UploadPace>;
+  /** [64] parts of a multipart upload at most */
+  maxFormParts?: number;
+  /** [120000] ms one image may take to decode before its decode worker is stopped */
+  decodeTimeoutMs?: number;
+  /** [2] decode workers (uploads decoded at once) */
+  decodeWorkers?: number;
   /** largest decoded image in elements (pixels x channels x planes) [2^30] */
   maxPixels?: number;
   /** largest image `?sync=1` accepts, in elements [2^22] */
@@ -137,6 +149,12 @@ export function createApp(options: AppOptions = {}): CellposeApp {
   const maxPixels = options.maxPixels ?? 2 ** 30;
   const syncMaxPixels = options.syncMaxPixels ?? 2 ** 22;
   const uploads = uploadBudget(options.maxUploadingBytes ?? 4 * 1024 ** 3);
+  const pace: UploadPace = { ...DEFAULT_PACE, ...options.uploadPace };
+  const decoder = createDecoder({
+    workers: options.decodeWorkers,
+    timeoutMs: options.decodeTimeoutMs,
+    log,
+  });
   const startedAt = Date.now();
 
   const engine = createEngine({
@@ -183,7 +201,12 @@ export function createApp(options: AppOptions = {}): CellposeApp {
     const format = c.req.query("format") ?? "json";
     checkFormat(format);
     jobs.checkRoom(0); // refuse before reading a large upload into a full queue
-    const req = await readSegmentRequest(c.req.raw, maxUpload, CONTROL, uploads);
+    const req = await readSegmentRequest(c.req.raw, {
+      limit: maxUpload,
+      budget: uploads,
+      pace,
+      maxParts: options.maxFormParts,
+    }, CONTROL);
     let job;
     try {
       job = await submit(req, sync);
@@ -198,7 +221,12 @@ export function createApp(options: AppOptions = {}): CellposeApp {
   app.put("/v1/jobs/:id/masks", async (c) => {
     const id = c.req.param("id");
     getJob(id);
-    await replaceMasks(id, await readBodyLimited(c.req.raw, maxUpload));
+    const bytes = await readBodyLimited(c.req.raw, maxUpload, uploads, pace);
+    try {
+      await replaceMasks(id, bytes);
+    } finally {
+      uploads.give(bytes.length);
+    }
     return c.json(jobView(getJob(id)));
   });
   app.get("/v1/jobs", (c) => c.json({ jobs: jobs.list().map(jobView) }));
@@ -249,6 +277,7 @@ export function createApp(options: AppOptions = {}): CellposeApp {
       model: model.status(),
       queue: { ...jobs.stats(), uploadingBytes: uploads.used() },
       workerRestarts: engine.restarts(),
+      decoding: { pending: decoder.pending(), workerRestarts: decoder.restarts() },
       memory: Deno.memoryUsage(),
     }));
   const training = trainRoutes({
@@ -256,6 +285,8 @@ export function createApp(options: AppOptions = {}): CellposeApp {
     maxUploadBytes: maxUpload,
     uploads,
     maxPixels,
+    decode: (bytes, name, max, field) => decoder.decode(bytes, name, max, field),
+    pace,
     maxImages: options.trainMaxImages,
     maxEpochs: options.trainMaxEpochs,
     currentModel: () => model.status().name,
@@ -272,9 +303,10 @@ export function createApp(options: AppOptions = {}): CellposeApp {
       dataDirs: options.dataDirs,
       spoolDir: options.spoolDir,
       maxSpoolBytes: options.maxSpoolBytes,
+      pace,
     }),
   );
-  app.route("/v1/bridge", bridgeRoutes({ maxUploadBytes: maxUpload, replaceMasks }));
+  app.route("/v1/bridge", bridgeRoutes({ maxUploadBytes: maxUpload, replaceMasks, pace }));
   app.get("/openapi.json", (c) => c.json(openApiDocument()));
   app.route("/", panelRoutes(options.panelDir));
 
@@ -282,7 +314,8 @@ export function createApp(options: AppOptions = {}): CellposeApp {
   async function submit(req: SegmentRequest, sync: boolean) {
     const params = parseSegmentParams(req.params);
     const name = req.filename ?? "image";
-    const { image, axes } = await decodeImage(req.bytes, name, maxPixels);
+    // in a decode worker: a hostile file cannot hold up this thread (health, cancel, uploads)
+    const { image, axes } = await decoder.decode(req.bytes, name, maxPixels, "image", true);
     const input: JobInput = { image, params: withAxes(params, axes, image.shape.length), name };
     if (sync && size(image.shape) > syncMaxPixels) {
       throw new CellposeError(
@@ -303,7 +336,8 @@ export function createApp(options: AppOptions = {}): CellposeApp {
         { status: 503 },
       );
     }
-    return jobs.submit(input, image.data.byteLength);
+    // the parameters count too: a `normalize.lowhigh` of many pairs is not free to hold
+    return jobs.submit(input, image.data.byteLength + paramBytes(params));
   }
 
   function getJob(id: string): Job<JobInput, StoredResult> {
@@ -360,7 +394,7 @@ export function createApp(options: AppOptions = {}): CellposeApp {
         field: "job",
       });
     }
-    const { image } = await decodeImage(bytes, "labels", maxPixels, "labels");
+    const { image } = await decoder.decode(bytes, "labels", maxPixels, "labels", true);
     job.result = editedResult(job.result, image);
   }
 
@@ -383,6 +417,7 @@ export function createApp(options: AppOptions = {}): CellposeApp {
     async close() {
       jobs.close();
       training.close();
+      decoder.close();
       await engine.close(); // first: a model still loading must not hold up the exit for long
       await model.close();
     },
@@ -429,6 +464,11 @@ function jobView(job: Job<JobInput, StoredResult>): Record<string, unknown> {
     finishedAt: iso(job.finishedAt),
     links: { self: base, events: `${base}/events`, result: `${base}/result` },
   };
+}
+
+/** Bytes the parameters of a job hold, about (JS arrays of numbers cost ~4x their JSON). */
+function paramBytes(params: SegmentParams): number {
+  return 4 * JSON.stringify(params).length;
 }
 
 function flag(v: string | undefined, field: string): boolean {

@@ -25,7 +25,9 @@
 import { Hono } from "hono";
 import { CellposeError } from "../core/errors.ts";
 import { errorResponse, ServerError } from "./errors.ts";
-import { readBodyLimited } from "./upload.ts";
+import { readJsonObject } from "./json_body.ts";
+import { type MultipartPart, readMultipart } from "./multipart.ts";
+import type { UploadPace } from "./upload.ts";
 
 /** A command queued for a viewer. */
 export type BridgeCommand =
@@ -59,7 +61,14 @@ export interface BridgeOptions {
   maxWaitMs?: number;
   /** replaces a job's masks by an edited label image (TIFF bytes); from the job store */
   replaceMasks?: (job: string, tiff: Uint8Array) => Promise<void>;
+  /** [DEFAULT_PACE] how slowly a body may arrive */
+  pace?: UploadPace;
 }
+
+/** Largest JSON body of `register` and `error` (a name, a message). */
+const MAX_JSON_BYTES = 16 * 1024;
+/** Longest viewer error message passed on to the panel. */
+const MAX_MESSAGE_CHARS = 500;
 
 function waitSeconds(v: string | undefined, maxMs: number): number {
   const s = v === undefined ? maxMs / 1000 : Number(v);
@@ -76,17 +85,20 @@ function waitSeconds(v: string | undefined, maxMs: number): number {
   return Math.min(s * 1000, maxMs);
 }
 
-async function formOf(req: Request, limit: number): Promise<FormData> {
-  const body = await readBodyLimited(req, limit);
-  try {
-    return await new Request("http://bridge/", {
-      method: "POST",
-      body: body as BodyInit,
-      headers: { "content-type": req.headers.get("content-type") ?? "" },
-    }).formData();
-  } catch {
-    throw new CellposeError("BAD_PARAMETER", "body must be multipart/form-data", { field: "body" });
-  }
+/** Form parts by name: multipart read under the bridge's limits (a few parts, one file). */
+async function formOf(
+  req: Request,
+  options: BridgeOptions,
+  file: string,
+): Promise<Map<string, MultipartPart>> {
+  const { parts } = await readMultipart(req, {
+    limit: options.maxUploadBytes,
+    pace: options.pace,
+    files: [file],
+    maxParts: 8,
+    maxFieldBytes: 4096,
+  });
+  return new Map(parts.map((p) => [p.name, p]));
 }
 
 /** The bridge's Hono routes, to mount at `/v1/bridge`. */
@@ -129,7 +141,11 @@ export function bridgeRoutes(options: BridgeOptions): Hono {
   app.onError((err) => errorResponse(err));
 
   app.post("/register", async (c) => {
-    const body = await c.req.json().catch(() => ({}));
+    const body = await readJsonObject(c.req.raw, "body", {
+      limit: MAX_JSON_BYTES,
+      pace: options.pace,
+      optional: true,
+    });
     const name = typeof body?.name === "string" && body.name ? body.name.slice(0, 100) : "viewer";
     const id = crypto.randomUUID().slice(0, 8);
     viewers.set(id, { id, name, lastSeen: Date.now(), commands: [], imageWaiters: [] });
@@ -166,23 +182,27 @@ export function bridgeRoutes(options: BridgeOptions): Hono {
 
   app.post("/:id/image", async (c) => {
     const v = viewerOf(c.req.param("id"));
-    const form = await formOf(c.req.raw, options.maxUploadBytes);
+    const form = await formOf(c.req.raw, options, "image");
     const file = form.get("image");
-    if (!(file instanceof File)) {
+    if (!file?.bytes) {
       throw new CellposeError("BAD_PARAMETER", "multipart field 'image' (a file) is missing", {
         field: "image",
       });
     }
-    const answer = { bytes: new Uint8Array(await file.arrayBuffer()), name: file.name };
+    const answer = { bytes: file.bytes, name: file.filename ?? "image" };
     for (const w of v.imageWaiters.splice(0)) w.resolve(answer);
     return c.json({ ok: true });
   });
 
   app.post("/:id/error", async (c) => {
     const v = viewerOf(c.req.param("id"));
-    const body = await c.req.json().catch(() => ({}));
-    const message = typeof body?.message === "string"
-      ? body.message
+    const body = await readJsonObject(c.req.raw, "body", {
+      limit: MAX_JSON_BYTES,
+      pace: options.pace,
+      optional: true,
+    });
+    const message = typeof body.message === "string"
+      ? body.message.slice(0, MAX_MESSAGE_CHARS)
       : "the viewer could not send an image";
     for (const w of v.imageWaiters.splice(0)) {
       w.reject(new CellposeError("BAD_VALUE", message, v.name));
@@ -220,20 +240,20 @@ export function bridgeRoutes(options: BridgeOptions): Hono {
 
   app.post("/:id/show", async (c) => {
     const v = viewerOf(c.req.param("id"));
-    const form = await formOf(c.req.raw, options.maxUploadBytes);
-    const job = form.get("job");
-    if (typeof job !== "string" || !job) {
+    const form = await formOf(c.req.raw, options, "labels");
+    const job = form.get("job")?.text;
+    if (!job) {
       throw new CellposeError("BAD_PARAMETER", "form field 'job' (a job id) is missing", {
         field: "job",
       });
     }
-    const title = typeof form.get("title") === "string" ? String(form.get("title")) : "image";
-    const labels = form.get("labels");
-    if (labels instanceof File) {
+    const title = form.get("title")?.text?.slice(0, 200) ?? "image";
+    const labels = form.get("labels")?.bytes;
+    if (labels) {
       if (!options.replaceMasks) {
         throw new CellposeError("UNSUPPORTED", "this server cannot take edited labels", "labels");
       }
-      await options.replaceMasks(job, new Uint8Array(await labels.arrayBuffer()));
+      await options.replaceMasks(job, labels);
     }
     push(v, { type: "show-result", job, title });
     return c.json({ ok: true });

@@ -30,17 +30,19 @@ export interface ApiErrorBody {
   error: { code: string; message: string; field?: string };
 }
 
-/** Machine-readable kinds of the server's own errors (HTTP 429, 404, 401, 403, 409). */
+/** Machine-readable kinds of the server's own errors (HTTP 429, 404, 401, 403, 409, 408). */
 export type ServerErrorCode =
   | "QUEUE_FULL"
   | "NOT_FOUND"
   | "UNAUTHORIZED"
   | "FORBIDDEN"
-  | "NOT_READY";
+  | "NOT_READY"
+  | "REQUEST_TIMEOUT";
 
 /**
  * An error only the HTTP server has: the request was refused (`QUEUE_FULL`, `UNAUTHORIZED`,
- * `FORBIDDEN`), names nothing it knows (`NOT_FOUND`) or came too early (`NOT_READY`). `value`
+ * `FORBIDDEN`, `REQUEST_TIMEOUT` for a client sending too slowly), names nothing it knows
+ * (`NOT_FOUND`) or came too early (`NOT_READY`). `value`
  * carries the offending input, as {@link CellposeError}'s does.
  */
 export class ServerError extends Error {
@@ -75,6 +77,7 @@ const STATUS: Record<CellposeErrorCode | ServerErrorCode, number> = {
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
   NOT_READY: 409,
+  REQUEST_TIMEOUT: 408,
 };
 
 /** HTTP status for an error code (500 for one it does not know). */

@@ -27,6 +27,20 @@ function tooManyElements(name: string, n: number, shape: string, maxPixels: numb
   );
 }
 
+/** A decoded upload: the pixels and the axes its file declares. */
+export interface DecodedImage {
+  image: NdArray<NumericArray>;
+  axes: { channelAxis?: number; zAxis?: number };
+}
+
+/** {@link decodeImage}'s signature; the server runs it in a decode worker (`decoder.ts`). */
+export type ImageDecoder = (
+  bytes: Uint8Array,
+  name: string,
+  maxPixels: number,
+  field?: string,
+) => Promise<DecodedImage>;
+
 /**
  * Reads the image; any failure is a 4xx naming `field`. An image whose header declares more than
  * `maxPixels` elements is refused before it is decoded.
@@ -36,7 +50,7 @@ export async function decodeImage(
   name: string,
   maxPixels: number,
   field = "image",
-): Promise<{ image: NdArray<NumericArray>; axes: { channelAxis?: number; zAxis?: number } }> {
+): Promise<DecodedImage> {
   const declared = declaredElements(bytes);
   if (declared !== undefined && declared > maxPixels) {
     throw tooManyElements(name, declared, "declared in its header", maxPixels, field);

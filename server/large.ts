@@ -28,6 +28,7 @@ import type { Engine, RemoteModel } from "./engine.ts";
 import { ServerError } from "./errors.ts";
 import type { ModelSlot } from "./model_slot.ts";
 import { parseSegmentParams } from "./params.ts";
+import { bodyChunks, type UploadPace } from "./upload.ts";
 
 /** Options of {@link largeRoutes}. */
 export interface LargeRouteOptions {
@@ -39,6 +40,8 @@ export interface LargeRouteOptions {
   spoolDir?: string;
   /** [64 GiB] largest upload spooled */
   maxSpoolBytes?: number;
+  /** [DEFAULT_PACE] how slowly the body may arrive */
+  pace?: UploadPace;
 }
 
 const LAYOUT = ["block_size", "halo"] as const;
@@ -71,16 +74,16 @@ export async function dataPath(path: string, dirs: string[]): Promise<string> {
   );
 }
 
-/** Streams the body of `req` to the file `to`, at most `limit` bytes (TOO_LARGE past it). */
-export async function spoolBody(req: Request, to: string, limit: number): Promise<number> {
-  const declared = Number(req.headers.get("content-length") ?? 0);
-  const tooLarge = (got: string) =>
-    new CellposeError(
-      "TOO_LARGE",
-      `upload is ${got}; the limit is ${limit} bytes (server option maxSpoolBytes)`,
-      { field: "body", limit },
-    );
-  if (declared > limit) throw tooLarge(`${declared} bytes (Content-Length)`);
+/**
+ * Streams the body of `req` to the file `to`, at most `limit` bytes (TOO_LARGE past it), at the
+ * pace `pace` asks (REQUEST_TIMEOUT when slower).
+ */
+export async function spoolBody(
+  req: Request,
+  to: string,
+  limit: number,
+  pace?: UploadPace,
+): Promise<number> {
   if (!req.body) {
     throw new CellposeError("BAD_PARAMETER", "request has no body: send a TIFF or ?path=", {
       field: "body",
@@ -88,9 +91,10 @@ export async function spoolBody(req: Request, to: string, limit: number): Promis
   }
   using file = await Deno.open(to, { write: true, createNew: true });
   let total = 0;
-  for await (const chunk of req.body) {
+  for await (
+    const chunk of bodyChunks(req, { limit, option: "server option maxSpoolBytes", pace })
+  ) {
     total += chunk.length;
-    if (total > limit) throw tooLarge(`over ${limit} bytes`);
     for (let at = 0; at < chunk.length;) at += await file.write(chunk.subarray(at));
   }
   if (total === 0) {
@@ -128,7 +132,7 @@ export function largeRoutes(options: LargeRouteOptions): Hono {
       if (path !== undefined) input = await dataPath(path, options.dataDirs ?? []);
       else {
         input = join(dir, "upload.tif");
-        await spoolBody(c.req.raw, input, limit);
+        await spoolBody(c.req.raw, input, limit, options.pace);
       }
       const output = join(dir, "labels.tif");
       const r = await options.model.use((m) =>

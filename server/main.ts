@@ -1,6 +1,6 @@
 /**
  * Starts the local server: checks the bind address against the token rule, builds the app and
- * serves it with `Deno.serve`. Used by the CLI's `serve` command and by the tests (port 0 picks a
+ * serves it with `Deno.serve` behind a guard that cuts off slow clients (`conn_guard.ts`). Used by the CLI's `serve` command and by the tests (port 0 picks a
  * free port).
  *
  * @example
@@ -15,7 +15,10 @@
  */
 import { type AppOptions, type CellposeApp, createApp } from "./app.ts";
 import { isLoopback, ownOrigins, requireTokenForBind } from "./auth.ts";
+import { join } from "node:path";
 import { CellposeError } from "../core/errors.ts";
+import { guardConnections } from "./conn_guard.ts";
+import { DEFAULT_PACE } from "./upload.ts";
 
 /** Options of {@link startServer}: the app's plus where to listen. */
 export interface ServerOptions extends AppOptions {
@@ -23,6 +26,8 @@ export interface ServerOptions extends AppOptions {
   host?: string;
   /** port; 0 picks a free one [8000] */
   port?: number;
+  /** [10000] ms a request head may take from its first byte; slower clients get 408 */
+  headerTimeoutMs?: number;
 }
 
 /** A running server. */
@@ -35,6 +40,8 @@ export interface RunningServer extends CellposeApp {
   close(): Promise<void>;
   /** resolves when the server has stopped */
   finished: Promise<void>;
+  /** connections cut off so far for a slow request head or body */
+  cutOffConnections(): number;
 }
 
 /** The default port of `cellpose serve`. */
@@ -60,21 +67,9 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     log,
     ownOrigins: () => ownOrigins(hostname, port),
   });
-  const listening = Promise.withResolvers<Deno.NetAddr>();
-  let server: Deno.HttpServer;
+  let listener: Deno.TcpListener;
   try {
-    server = Deno.serve({
-      hostname,
-      port,
-      onListen: (addr) => listening.resolve(addr),
-      onError: (e) => {
-        log(`request failed: ${(e as Error)?.stack ?? e}`);
-        return new Response(
-          JSON.stringify({ error: { code: "INTERNAL", message: "internal server error" } }),
-          { status: 500, headers: { "content-type": "application/json" } },
-        );
-      },
-    }, core.app.fetch);
+    listener = Deno.listen({ hostname, port });
   } catch (e) {
     await core.close();
     throw new CellposeError(
@@ -84,8 +79,30 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       { cause: e },
     );
   }
-  const addr = await listening.promise;
-  port = addr.port;
+  port = listener.addr.port;
+  // Deno.serve listens on a private Unix socket; the public port is the guard in front of it,
+  // which cuts off clients too slow with their request heads or bodies (see conn_guard.ts)
+  const socketDir = await Deno.makeTempDir({ prefix: "cellpose-serve-" });
+  const socketPath = join(socketDir, "http.sock");
+  const listening = Promise.withResolvers<void>();
+  const server = Deno.serve({
+    path: socketPath,
+    onListen: () => listening.resolve(),
+    onError: (e) => {
+      log(`request failed: ${(e as Error)?.stack ?? e}`);
+      return new Response(
+        JSON.stringify({ error: { code: "INTERNAL", message: "internal server error" } }),
+        { status: 500, headers: { "content-type": "application/json" } },
+      );
+    },
+  }, core.app.fetch);
+  await listening.promise;
+  const guard = guardConnections(listener, {
+    socketPath,
+    headerTimeoutMs: options.headerTimeoutMs,
+    pace: { ...DEFAULT_PACE, ...options.uploadPace },
+    log,
+  });
   const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
   const url = `http://${shown}:${port}`;
   log(`cellpose server listening on ${url}`);
@@ -102,10 +119,13 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     host: hostname,
     port,
     finished: server.finished,
+    cutOffConnections: guard.cutOff,
     close() {
       closing ??= (async () => {
+        await guard.close();
         await core.close();
         await server.shutdown();
+        await Deno.remove(socketDir, { recursive: true }).catch(() => {});
       })();
       return closing;
     },

@@ -79,7 +79,10 @@ export function openApiDocument(): {
     "400": error("bad parameter (the field is named)"),
     "401": error("missing or wrong bearer token"),
     "403": error("origin or host not allowed"),
-    "413": error("upload or image too large"),
+    "408": error(
+      "request head not complete within 10 s, or the body slower than 16 KiB/s after 10 s",
+    ),
+    "413": error("upload, image, multipart field or part count too large"),
     "415": error("unsupported content type or image format"),
     "422": error("the image could not be read or has the wrong shape"),
     "429": error("queue full: retry after the Retry-After header's seconds"),

@@ -12,8 +12,9 @@
  * @module
  */
 import type { NormalizeOptions, SegmentOptions } from "../core/types.ts";
-import { badParameter } from "../core/check.ts";
+import { badParameter, excerpt, EXCERPT_CHARS } from "../core/check.ts";
 import { CellposeError } from "../core/errors.ts";
+import { checkJsonDepth } from "./json_body.ts";
 
 /** Description of one parameter. */
 export interface ParamSpec {
@@ -192,10 +193,10 @@ export function parseSegmentParams(raw: Record<string, unknown>): SegmentParams 
     if (!spec) {
       throw new CellposeError(
         "BAD_PARAMETER",
-        `unknown parameter ${JSON.stringify(name)}; accepted: ${
+        `unknown parameter ${excerpt(name)}; accepted: ${
           SEGMENT_PARAMS.map((p) => p.name).join(", ")
         } (or their camelCase names)`,
-        { field: name, got: value },
+        { field: name.slice(0, EXCERPT_CHARS), got: excerpt(value) },
       );
     }
     const earlier = seen.get(spec.key);
@@ -203,7 +204,7 @@ export function parseSegmentParams(raw: Record<string, unknown>): SegmentParams 
       throw new CellposeError(
         "BAD_PARAMETER",
         `parameter ${name} given twice (also as ${earlier})`,
-        { field: name, got: value },
+        { field: name, got: excerpt(value) },
       );
     }
     seen.set(spec.key, name);
@@ -261,6 +262,7 @@ function parseBool(field: string, value: unknown): boolean {
 function parseNormalize(field: string, value: unknown): boolean | NormalizeOptions {
   let v = value;
   if (typeof v === "string" && v.trim().startsWith("{")) {
+    checkJsonDepth(v, field); // a value nested 200 000 deep is a 400, not a stack overflow
     try {
       v = JSON.parse(v);
     } catch {
@@ -273,7 +275,7 @@ function parseNormalize(field: string, value: unknown): boolean | NormalizeOptio
     const sub = `${field}.${k}`;
     if (k === "percentile") {
       const p = numberPair(sub, x, 0, 100);
-      if (p[0] >= p[1]) throw badParameter(sub, "[low, high] with low < high", JSON.stringify(x));
+      if (p[0] >= p[1]) throw badParameter(sub, "[low, high] with low < high", x);
       out.percentile = p;
     } else if (k === "tile_norm_blocksize" || k === "tileNormBlocksize") {
       out.tileNormBlocksize = parseNumber(sub, x, true, { min: 0 });
@@ -289,7 +291,7 @@ function parseNormalize(field: string, value: unknown): boolean | NormalizeOptio
       throw badParameter(
         sub,
         "absent: known keys are percentile, tile_norm_blocksize, norm3D, invert, lowhigh",
-        JSON.stringify(x),
+        x,
       );
     }
   }
@@ -299,6 +301,6 @@ function parseNormalize(field: string, value: unknown): boolean | NormalizeOptio
 function numberPair(field: string, x: unknown, min: number, max: number): [number, number] {
   const ok = Array.isArray(x) && x.length === 2 &&
     x.every((n) => typeof n === "number" && Number.isFinite(n) && n >= min && n <= max);
-  if (!ok) throw badParameter(field, `[number, number] within ${min}..${max}`, JSON.stringify(x));
+  if (!ok) throw badParameter(field, `[number, number] within ${min}..${max}`, x);
   return [x[0], x[1]];
 }

@@ -13,13 +13,16 @@
  *   headers: { "content-type": "image/png" },
  *   body: new Uint8Array([137, 80, 78, 71]),
  * });
- * const { bytes, params } = await readSegmentRequest(req, 1 << 20, ["sync"]);
+ * const { bytes, params } = await readSegmentRequest(req, { limit: 1 << 20 }, ["sync"]);
  * console.log(bytes.length, params); // 4 { diameter: "30" }
  * ```
  * @module
  */
 import { CellposeError } from "../core/errors.ts";
-import { readBodyLimited, type UploadBudget } from "./upload.ts";
+import { excerpt } from "../core/check.ts";
+import { parseJsonObject } from "./json_body.ts";
+import { type MultipartPart, readMultipart } from "./multipart.ts";
+import { readBodyLimited, type UploadBudget, type UploadPace } from "./upload.ts";
 
 /** Content types accepted as a raw image body. */
 export const IMAGE_CONTENT_TYPES = [
@@ -42,15 +45,28 @@ export interface SegmentRequest {
 
 const RAW_TYPES = new Set<string>([...IMAGE_CONTENT_TYPES, "image/x-tiff", "application/npy"]);
 
+/** Bounds of {@link readSegmentRequest}. */
+export interface SegmentRequestRules {
+  /** largest body in bytes */
+  limit: number;
+  /** counts the body's bytes against what all uploads may hold */
+  budget?: UploadBudget;
+  /** [DEFAULT_PACE] how slowly the body may arrive */
+  pace?: UploadPace;
+  /** [64] multipart parts at most */
+  maxParts?: number;
+  /** [1 MiB] bytes of a multipart text field (e.g. `params`) at most */
+  maxFieldBytes?: number;
+}
+
 /**
- * Reads the request (body size bounded by `limit`, bytes counted in `budget`). Query names in
- * `control` (e.g. `sync`, `format`) are left out of `params`.
+ * Reads the request (body bounded by `rules`: size, pace, parts). Query names in `control`
+ * (e.g. `sync`, `format`) are left out of `params`.
  */
 export async function readSegmentRequest(
   req: Request,
-  limit: number,
+  r: SegmentRequestRules,
   control: readonly string[],
-  budget?: UploadBudget,
 ): Promise<SegmentRequest> {
   const params: Record<string, unknown> = {};
   for (const [k, v] of new URL(req.url).searchParams) {
@@ -62,68 +78,49 @@ export async function readSegmentRequest(
   }
   const type = (req.headers.get("content-type") ?? "").split(";")[0].trim().toLowerCase();
   if (type === "multipart/form-data") {
-    const body = await readBodyLimited(req, limit, budget);
+    const { parts, received } = await readMultipart(req, { ...r, files: ["image"] });
     try {
-      return { ...(await readMultipart(req, body, params)), received: body.length };
+      return { ...multipartRequest(parts, params), received };
     } catch (e) {
-      budget?.give(body.length);
+      r.budget?.give(received);
       throw e;
     }
   }
   if (type !== "" && !RAW_TYPES.has(type)) {
     throw new CellposeError(
       "UNSUPPORTED",
-      `content-type ${JSON.stringify(type)} is not accepted; send the image as ` +
+      `content-type ${excerpt(type)} is not accepted; send the image as ` +
         `${IMAGE_CONTENT_TYPES.join(", ")} or multipart/form-data with an "image" part`,
-      { field: "content-type", got: type },
+      { field: "content-type", got: excerpt(type) },
     );
   }
-  const bytes = await readBodyLimited(req, limit, budget);
+  const bytes = await readBodyLimited(req, r.limit, r.budget, r.pace);
   return { bytes, received: bytes.length, params };
 }
 
-async function readMultipart(
-  req: Request,
-  body: Uint8Array<ArrayBuffer>,
+function multipartRequest(
+  parts: MultipartPart[],
   params: Record<string, unknown>,
-): Promise<Omit<SegmentRequest, "received">> {
-  let form: FormData;
-  try {
-    form = await new Response(body, {
-      headers: { "content-type": req.headers.get("content-type")! },
-    })
-      .formData();
-  } catch (e) {
-    throw new CellposeError(
-      "BAD_PARAMETER",
-      `multipart body could not be parsed: ${(e as Error).message}`,
-      { field: "body" },
-    );
-  }
-  let image: File | undefined;
+): Omit<SegmentRequest, "received"> {
+  let image: MultipartPart | undefined;
   const fields: Record<string, unknown> = {};
-  for (const [k, v] of form) {
+  for (const part of parts) {
+    const k = part.name;
     if (k === "image") {
-      if (image || typeof v === "string") {
+      if (image || part.bytes === undefined) {
         throw new CellposeError(
           "BAD_PARAMETER",
           'multipart needs exactly one "image" part holding a file',
           { field: "image" },
         );
       }
-      image = v;
-    } else if (typeof v !== "string") {
-      throw new CellposeError(
-        "BAD_PARAMETER",
-        `multipart part ${JSON.stringify(k)} is a file; only "image" may be a file`,
-        { field: k },
-      );
+      image = part;
     } else if (k === "params") {
-      Object.assign(fields, parseParamsJson(v));
+      Object.assign(fields, parseJsonObject(part.text!, "params"));
     } else if (k in fields) {
-      throw new CellposeError("BAD_PARAMETER", `field ${k} given twice`, { field: k });
+      throw new CellposeError("BAD_PARAMETER", `field ${excerpt(k)} given twice`, { field: k });
     } else {
-      fields[k] = v;
+      fields[k] = part.text;
     }
   }
   if (!image) {
@@ -133,29 +130,12 @@ async function readMultipart(
       { field: "image" },
     );
   }
-  const bytes = new Uint8Array(await image.arrayBuffer());
-  if (bytes.length === 0) {
+  if (image.bytes!.length === 0) {
     throw new CellposeError("BAD_PARAMETER", '"image" part is empty', { field: "image" });
   }
-  return { bytes, filename: image.name || undefined, params: { ...params, ...fields } };
-}
-
-function parseParamsJson(text: string): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new CellposeError(
-      "BAD_PARAMETER",
-      `params must be a JSON object: ${(e as Error).message}`,
-      { field: "params", got: text.slice(0, 100) },
-    );
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw new CellposeError("BAD_PARAMETER", "params must be a JSON object", {
-      field: "params",
-      got: text.slice(0, 100),
-    });
-  }
-  return v as Record<string, unknown>;
+  return {
+    bytes: image.bytes!,
+    filename: image.filename || undefined,
+    params: { ...params, ...fields },
+  };
 }

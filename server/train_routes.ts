@@ -16,11 +16,13 @@
  * @example
  * ```ts
  * import { Hono } from "hono";
+ * import { decodeImage } from "./image_input.ts";
  * import { trainRoutes } from "./train_routes.ts";
  * const training = trainRoutes({
  *   modelsDir: "/tmp/models",
  *   maxUploadBytes: 1 << 28,
  *   maxPixels: 1 << 24,
+ *   decode: decodeImage,
  *   currentModel: () => "cpsam",
  *   labelledJob: () => {
  *     throw new Error("no segmentation jobs here");
@@ -33,7 +35,7 @@
  */
 import { join } from "node:path";
 import { Hono } from "hono";
-import { badParameter } from "../core/check.ts";
+import { badParameter, excerpt } from "../core/check.ts";
 import { CellposeError } from "../core/errors.ts";
 import { toLabels } from "../core/labels.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
@@ -42,11 +44,13 @@ import { resolveModel } from "../models/store.ts";
 import { diameterOf } from "../train/dataset.ts";
 import type { LabelledImage, TrainProgress } from "../train/train.ts";
 import { ServerError } from "./errors.ts";
-import { decodeImage } from "./image_input.ts";
+import type { ImageDecoder } from "./image_input.ts";
+import { parseJsonObject, readJsonObject } from "./json_body.ts";
+import { type MultipartPart, readMultipart } from "./multipart.ts";
 import { createJobQueue, type Job } from "./jobs.ts";
 import { jobEventStream } from "./sse.ts";
 import { runTraining, type TrainSummary, type WorkerTrainOptions } from "./trainer.ts";
-import { readBodyLimited, type UploadBudget } from "./upload.ts";
+import type { UploadBudget, UploadPace } from "./upload.ts";
 
 /** One training parameter of the API (cellpose's `train` flag names). */
 export interface TrainParamSpec {
@@ -119,6 +123,10 @@ export interface TrainRoutesOptions {
   uploads?: UploadBudget;
   /** largest image in elements */
   maxPixels: number;
+  /** decodes uploaded images (off the event loop: the server's decode worker) */
+  decode: ImageDecoder;
+  /** [DEFAULT_PACE] how slowly a body may arrive */
+  pace?: UploadPace;
   /** [32] images (uploaded and from jobs) in one training */
   maxImages?: number;
   /** [1000] largest n_epochs */
@@ -237,7 +245,9 @@ export function trainRoutes(o: TrainRoutesOptions): TrainRoutes {
     }
     const p = parseTrainParams(fields, maxEpochs);
     const images: LabelledImage[] = [];
-    for (const [i, pair] of pairs.entries()) images.push(await decodePair(pair, i, o.maxPixels));
+    for (const [i, pair] of pairs.entries()) {
+      images.push(await decodePair(pair, i, o.maxPixels, o.decode));
+    }
     for (const id of jobIds) {
       const j = o.labelledJob(id);
       images.push({ image: j.image, channelAxis: j.channelAxis, masks: j.masks, name: j.name });
@@ -415,8 +425,8 @@ async function exists(path: string): Promise<boolean> {
 }
 
 interface UploadedPair {
-  image: File;
-  masks: File;
+  image: MultipartPart;
+  masks: MultipartPart;
 }
 
 /** Reads the body: uploaded pairs, job ids and raw parameter values. */
@@ -429,47 +439,40 @@ async function readTrainRequest(
   const fields: Record<string, unknown> = {};
   for (const [k, v] of new URL(req.url).searchParams) fields[k] = v;
   if (type === "application/json") {
-    const body = await readBodyLimited(req, Math.min(o.maxUploadBytes, 1 << 20));
-    let v: unknown;
-    try {
-      v = JSON.parse(new TextDecoder().decode(body));
-    } catch (e) {
-      throw badParameter("body", "a JSON object", (e as Error).message);
-    }
-    if (typeof v !== "object" || v === null || Array.isArray(v)) {
-      throw badParameter("body", "a JSON object", JSON.stringify(v).slice(0, 50));
-    }
-    const { jobs, ...rest } = v as Record<string, unknown>;
+    const v = await readJsonObject(req, "body", {
+      limit: Math.min(o.maxUploadBytes, 1 << 20),
+      pace: o.pace,
+    });
+    const { jobs, ...rest } = v;
     if (jobs !== undefined && (!Array.isArray(jobs) || jobs.some((j) => typeof j !== "string"))) {
-      throw badParameter("jobs", "an array of job ids", JSON.stringify(jobs).slice(0, 50));
+      throw badParameter("jobs", "an array of job ids", jobs);
     }
     return { fields: { ...fields, ...rest }, pairs: [], jobIds: (jobs as string[]) ?? [] };
   }
   if (type !== "multipart/form-data") {
     throw new CellposeError(
       "UNSUPPORTED",
-      `content-type ${JSON.stringify(type)} is not accepted; send multipart/form-data with ` +
+      `content-type ${excerpt(type)} is not accepted; send multipart/form-data with ` +
         '"image" and "masks" parts, or application/json {"jobs": [...]}',
-      { field: "content-type", got: type },
+      { field: "content-type", got: excerpt(type) },
     );
   }
-  const body = await readBodyLimited(req, o.maxUploadBytes, o.uploads);
+  const { parts, received } = await readMultipart(req, {
+    limit: o.maxUploadBytes,
+    budget: o.uploads,
+    pace: o.pace,
+    files: ["image", "masks"],
+    maxParts: 2 * maxImages + 64,
+  });
   try {
-    let form: FormData;
-    try {
-      form = await new Response(body, {
-        headers: { "content-type": req.headers.get("content-type")! },
-      }).formData();
-    } catch (e) {
-      throw badParameter("body", "a multipart body", (e as Error).message);
-    }
-    const images: File[] = [], masks: File[] = [], jobIds: string[] = [];
-    for (const [k, v] of form) {
+    const images: MultipartPart[] = [], masks: MultipartPart[] = [], jobIds: string[] = [];
+    for (const part of parts) {
+      const k = part.name;
       if (k === "image" || k === "masks") {
-        if (typeof v === "string") {
-          throw badParameter(k, "a file part (a TIFF, PNG or NPY image)", v.slice(0, 50));
+        if (part.bytes === undefined) {
+          throw badParameter(k, "a file part (a TIFF, PNG or NPY image)", part.text);
         }
-        (k === "image" ? images : masks).push(v);
+        (k === "image" ? images : masks).push(part);
         if (images.length + masks.length > 2 * maxImages) {
           throw new CellposeError(
             "TOO_LARGE",
@@ -477,11 +480,9 @@ async function readTrainRequest(
             { field: k },
           );
         }
-      } else if (typeof v !== "string") {
-        throw badParameter(k, 'a text field; only "image" and "masks" may be files', v.name);
-      } else if (k === "job") jobIds.push(v);
-      else if (k === "params") Object.assign(fields, jsonObject(v));
-      else fields[k] = v;
+      } else if (k === "job") jobIds.push(part.text!);
+      else if (k === "params") Object.assign(fields, parseJsonObject(part.text!, "params"));
+      else fields[k] = part.text;
     }
     if (images.length !== masks.length) {
       throw new CellposeError(
@@ -493,21 +494,8 @@ async function readTrainRequest(
     }
     return { fields, pairs: images.map((image, i) => ({ image, masks: masks[i] })), jobIds };
   } finally {
-    o.uploads?.give(body.length); // the decoded images are counted by the queue instead
+    o.uploads?.give(received); // the decoded images are counted by the queue instead
   }
-}
-
-function jsonObject(text: string): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    throw badParameter("params", "a JSON object", text.slice(0, 50));
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw badParameter("params", "a JSON object", text.slice(0, 50));
-  }
-  return v as Record<string, unknown>;
 }
 
 /** Validates the parameters against {@link TRAIN_PARAMS}; unknown names are refused. */
@@ -553,12 +541,13 @@ async function decodePair(
   pair: UploadedPair,
   i: number,
   maxPixels: number,
+  decode: ImageDecoder,
 ): Promise<LabelledImage> {
-  const name = pair.image.name || `image ${i + 1}`;
-  const read = async (f: File, field: string) => {
-    const bytes = new Uint8Array(await f.arrayBuffer());
-    if (!bytes.length) throw badParameter(field, "an image file", `${f.name} (empty)`);
-    return await decodeImage(bytes, f.name || field, maxPixels, field);
+  const name = pair.image.filename || `image ${i + 1}`;
+  const read = async (f: MultipartPart, field: string) => {
+    const bytes = f.bytes!;
+    if (!bytes.length) throw badParameter(field, "an image file", `${f.filename} (empty)`);
+    return await decode(bytes, f.filename || field, maxPixels, field);
   };
   const { image, axes } = await read(pair.image, "image");
   if (axes.zAxis !== undefined) {
@@ -577,7 +566,7 @@ async function decodePair(
   if (shape.length !== 2 || shape[0] !== spatial[0] || shape[1] !== spatial[1]) {
     throw new CellposeError(
       "BAD_SHAPE",
-      `masks ${pair.masks.name} have shape [${lab.shape}], their image ${name} is ` +
+      `masks ${pair.masks.filename} have shape [${lab.shape}], their image ${name} is ` +
         `${spatial[0]} x ${spatial[1]}: send one label image of the same size per image`,
       { field: "masks", got: lab.shape },
     );

@@ -2,7 +2,9 @@
  * Reads a request body into memory under a size limit: a `Content-Length` over the limit is
  * refused before reading, and the streamed bytes are counted so a body without (or lying about)
  * its length is cut off as soon as it passes the limit. An {@link UploadBudget} shared by all
- * requests bounds the bytes being received at once.
+ * requests bounds the bytes being received at once. A slow client is cut off with 408: after
+ * `graceMs` the body must keep arriving at `minBytesPerSecond` on average (an {@link UploadPace}),
+ * so one byte every 5 s holds a connection for seconds, not forever.
  *
  * @example
  * ```ts
@@ -12,13 +14,29 @@
  * ```
  * @module
  */
+import { excerpt } from "../core/check.ts";
 import { CellposeError } from "../core/errors.ts";
 import { ServerError } from "./errors.ts";
 
-function tooLarge(limit: number, got: string): CellposeError {
+/** How slowly a body may arrive: see {@link bodyChunks}. */
+export interface UploadPace {
+  /** [10000] ms the first bytes may take */
+  graceMs: number;
+  /** [16384] after the grace, the body's average rate must stay above this */
+  minBytesPerSecond: number;
+}
+
+/** The pace the server asks of uploads unless told otherwise. */
+export const DEFAULT_PACE: UploadPace = { graceMs: 10_000, minBytesPerSecond: 16_384 };
+
+function tooLarge(
+  limit: number,
+  got: string,
+  option = "server option maxUploadBytes",
+): CellposeError {
   return new CellposeError(
     "TOO_LARGE",
-    `upload is ${got}; the limit is ${limit} bytes (server option maxUploadBytes)`,
+    `upload is ${got}; the limit is ${limit} bytes (${option})`,
     { field: "body", limit },
   );
 }
@@ -54,19 +72,34 @@ export function uploadBudget(limit: number): UploadBudget {
   };
 }
 
+/** Where {@link bodyChunks} reads from and the limits it applies. */
+export interface BodyRules {
+  /** largest body in bytes (TOO_LARGE past it) */
+  limit: number;
+  /** what the TOO_LARGE message names as the limit ["server option maxUploadBytes"] */
+  option?: string;
+  /** counts the bytes; the caller gives back what it has read once done with it */
+  budget?: UploadBudget;
+  /** [DEFAULT_PACE] how slowly the body may arrive */
+  pace?: UploadPace;
+}
+
 /**
- * The whole body of `req` as bytes. Throws `TOO_LARGE` when it exceeds `limit` bytes,
- * `BAD_PARAMETER` when there is no body, and `QUEUE_FULL` when `budget` runs out. With a budget,
- * the caller owns the returned bytes' share of it and gives it back when done with them.
+ * The chunks of `req`'s body as they arrive, checked against `rules`: `TOO_LARGE` past the limit
+ * (a `Content-Length` over it before reading), `QUEUE_FULL` when the budget runs out,
+ * `REQUEST_TIMEOUT` when the client sends too slowly (see {@link UploadPace}), `BAD_PARAMETER`
+ * for a missing body. On any error the stream is cancelled and the budget given back; on success
+ * the caller owns the budget share of every chunk it got.
  */
-export async function readBodyLimited(
+export async function* bodyChunks(
   req: Request,
-  limit: number,
-  budget?: UploadBudget,
-): Promise<Uint8Array<ArrayBuffer>> {
+  rules: BodyRules,
+): AsyncGenerator<Uint8Array<ArrayBuffer>> {
+  const { limit, budget } = rules;
+  const pace = rules.pace ?? DEFAULT_PACE;
   const declared = req.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) {
-    throw tooLarge(limit, `${declared} bytes (Content-Length)`);
+    throw tooLarge(limit, `${declared} bytes (Content-Length)`, rules.option);
   }
   if (declared !== null && budget) { // refuse early what cannot fit now
     budget.take(Number(declared));
@@ -78,33 +111,97 @@ export async function readBodyLimited(
     });
   }
   const reader = req.body.getReader();
-  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  const start = performance.now();
   let total = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     while (true) {
-      const { done, value } = await reader.read();
+      // the body must have reached `total` bytes by grace + total / rate
+      const due = start + pace.graceMs + (1000 * total) / pace.minBytesPerSecond;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          const s = ((performance.now() - start) / 1000).toFixed(1);
+          reject(
+            new ServerError(
+              "REQUEST_TIMEOUT",
+              `upload too slow: ${total} bytes in ${s} s; after the first ${
+                pace.graceMs / 1000
+              } s the body must arrive at ${pace.minBytesPerSecond} bytes/s or more`,
+              { field: "body", got: total },
+            ),
+          );
+        }, Math.max(0, due - performance.now()));
+      });
+      const { done, value } = await Promise.race([reader.read(), late]);
+      clearTimeout(timer);
       if (done) break;
-      if (total + value.length > limit) throw tooLarge(limit, `over ${limit} bytes`);
+      if (total + value.length > limit) {
+        throw tooLarge(limit, `over ${limit} bytes`, rules.option);
+      }
       budget?.take(value.length);
       total += value.length;
-      chunks.push(value as Uint8Array<ArrayBuffer>);
+      yield value as Uint8Array<ArrayBuffer>;
     }
   } catch (e) {
     budget?.give(total);
-    await reader.cancel().catch(() => {});
-    throw e;
+    if (e instanceof CellposeError || e instanceof ServerError) throw e;
+    // the client broke the framing (e.g. a bad chunk) or reset the connection
+    throw new CellposeError(
+      "BAD_PARAMETER",
+      `the request body could not be read after ${total} bytes (${excerpt(String(e), 120)})`,
+      { field: "body" },
+      { cause: e },
+    );
   } finally {
+    clearTimeout(timer);
+    await reader.cancel().catch(() => {});
     reader.releaseLock();
+  }
+}
+
+/**
+ * The whole body of `req` as bytes. Throws `TOO_LARGE` when it exceeds `limit` bytes,
+ * `BAD_PARAMETER` when there is no body, `QUEUE_FULL` when `budget` runs out and
+ * `REQUEST_TIMEOUT` for a client too slow (`pace`); `option` names the limit in the TOO_LARGE
+ * message [maxUploadBytes]. With a budget, the caller owns the returned
+ * bytes' share of it and gives it back when done with them.
+ */
+export async function readBodyLimited(
+  req: Request,
+  limit: number,
+  budget?: UploadBudget,
+  pace?: UploadPace,
+  option?: string,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const declared = Number(req.headers.get("content-length") ?? NaN);
+  // with a length known, the bytes go straight into one buffer (no second copy at the end)
+  const whole = Number.isInteger(declared) && declared > 0 && declared <= limit
+    ? new Uint8Array(declared)
+    : undefined;
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  let total = 0;
+  for await (const c of bodyChunks(req, { limit, budget, pace, option })) {
+    if (whole && chunks.length === 0 && total + c.length <= whole.length) whole.set(c, total);
+    else chunks.push(c);
+    total += c.length;
   }
   if (total === 0) {
     throw new CellposeError("BAD_PARAMETER", "request body is empty: send the image", {
       field: "body",
     });
   }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
+  if (!whole) return chunks.length === 1 ? chunks[0] : concatChunks(chunks);
+  const filled = total - chunks.reduce((n, c) => n + c.length, 0);
+  return chunks.length === 0 && filled === whole.length
+    ? whole
+    : concatChunks([whole.subarray(0, filled), ...chunks]);
+}
+
+/** The chunks one after the other in a new buffer. */
+export function concatChunks(all: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(all.reduce((n, c) => n + c.length, 0));
   let at = 0;
-  for (const c of chunks) {
+  for (const c of all) {
     out.set(c, at);
     at += c.length;
   }
