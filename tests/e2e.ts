@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { FIXTURES, REPO } from "./fixtures.ts";
-import { type RunningServer, startServer } from "../server/main.ts";
+import { type RunningServer, type ServerOptions, startServer } from "../server/main.ts";
 
 /** Screenshots and other artefacts of the e2e tests. */
 export const ARTIFACTS = join(REPO, "test-artifacts");
@@ -39,6 +39,7 @@ export function missing(...paths: string[]): boolean {
 /** The server with the tiny cpsam model loaded (on CPU) and its own model cache. */
 export async function startTinyServer(
   panelDir?: string,
+  options: ServerOptions = {},
 ): Promise<RunningServer & { cleanup(): Promise<void> }> {
   const cache = await Deno.makeTempDir({ prefix: "e2e_models_" });
   Deno.env.set("CELLPOSE_LOCAL_MODELS_PATH", cache);
@@ -49,6 +50,7 @@ export async function startTinyServer(
     device: "cpu",
     preload: true,
     panelDir,
+    ...options,
   });
   return Object.assign(server, {
     async cleanup() {

@@ -6,7 +6,10 @@
  * ImageJ ROI zip, outlines, CSV) or send them back to the viewer; add corrected results to a
  * training set and train a model on them (the Train section, `train_section.ts`).
  *
- * Embeddable in any web-based viewer: it needs only the server's URL.
+ * Embeddable in any web-based viewer: it needs only the server's URL. Against `serve --token`,
+ * the token is entered in the panel's Server token field (or set as the `token` attribute); the
+ * field keeps it in the page's session storage and every call sends it. A Z-stack result exports
+ * whole (label TIFF, ROIs, CSV); its outlines are those of the plane shown.
  *
  * @example
  * ```html
@@ -27,6 +30,17 @@ import "./image_view.ts";
 import "./params_form.ts";
 import type { TrainingExample } from "./train_section.ts";
 import "./train_section.ts";
+
+/** Where the panel keeps the server token: the page's session storage (gone with the tab). */
+const TOKEN_KEY = "cellpose.token";
+
+function storedToken(): string {
+  try {
+    return globalThis.sessionStorage?.getItem(TOKEN_KEY) ?? "";
+  } catch {
+    return "";
+  }
+}
 
 interface Result {
   job: string;
@@ -197,7 +211,7 @@ export class CellposePanel extends LitElement {
   constructor() {
     super();
     this.server = globalThis.location?.origin ?? "http://127.0.0.1:8000";
-    this.token = "";
+    this.token = storedToken();
     this.image = null;
     this.plane = 0;
     this.result = null;
@@ -246,7 +260,9 @@ export class CellposePanel extends LitElement {
       this.models = await this.api.models().catch(() => []);
       this.viewers = await this.api.viewers().catch(() => []);
     } catch (e) {
-      this.health = `server not reachable at ${this.server}: ${(e as Error).message}`;
+      this.health = e instanceof ApiError && e.status === 401
+        ? `the server at ${this.server} needs its token: enter it under Server token`
+        : `server not reachable at ${this.server}: ${(e as Error).message}`;
     }
   }
 
@@ -356,27 +372,40 @@ export class CellposePanel extends LitElement {
   }
 
   private doExport(kind: ExportKind) {
-    if (!this.result) return;
-    const f = exportFile(
-      kind,
-      this.result.labels,
-      this.result.width,
-      this.result.height,
-      this.result.name,
-    );
-    download(f.bytes, f.name, f.type);
+    const r = this.result;
+    if (!r) return;
+    this.error = "";
+    try {
+      const f = exportFile(kind, r.labels, r.width, r.height, r.name, r.planes, this.plane);
+      download(f.bytes, f.name, f.type);
+    } catch (e) {
+      this.error = `export failed: ${(e as Error).message}`;
+    }
+  }
+
+  /** The labels of the plane shown (a view: edits change the result's labels). */
+  private shownLabels(r: Result): Uint16Array | Uint32Array {
+    if (r.planes === 1) return r.labels;
+    const n = r.width * r.height;
+    const z = Math.min(this.plane, r.planes - 1);
+    return r.labels.subarray(z * n, (z + 1) * n);
+  }
+
+  /** Sets the bearer token for `serve --token`, kept in the page's session storage. */
+  setToken(token: string): void {
+    this.token = token.trim();
+    try {
+      if (this.token) sessionStorage.setItem(TOKEN_KEY, this.token);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch { /* storage disabled: the token lasts as long as the panel */ }
+    this.refreshServer();
   }
 
   private async sendToViewer(id: string) {
     if (!this.result) return;
     try {
-      const tiff = exportFile(
-        "tiff",
-        this.result.labels,
-        this.result.width,
-        this.result.height,
-        this.result.name,
-      );
+      const r = this.result;
+      const tiff = exportFile("tiff", r.labels, r.width, r.height, r.name, r.planes);
       await this.api.sendToViewer(id, this.result.job, this.result.name, tiff.bytes as Uint8Array);
     } catch (e) {
       this.error = (e as Error).message;
@@ -423,7 +452,10 @@ export class CellposePanel extends LitElement {
     return html`
       <aside>
         <h1>Cellpose-SAM</h1>
-        <small>${this.health}</small>
+        <small id="health">${this.health}</small>
+        <label>Server token <input type="password" aria-label="Server token" autocomplete="off"
+          placeholder="for serve --token" .value=${this.token} @change=${(e: Event) =>
+            this.setToken((e.target as HTMLInputElement).value)}></label>
         <section>
           <h2>Image</h2>
           <div class="drop ${this.over ? "over" : ""}" @dragover=${(
@@ -548,7 +580,7 @@ export class CellposePanel extends LitElement {
         <cellpose-image-view .width=${shown?.width ?? 0} .height=${shown?.height ??
           0} .base=${shown?.rgba ?? null}
           .labels=${r && shown && r.width === shown.width && r.height === shown.height
-            ? r.labels
+            ? this.shownLabels(r)
             : null}
           .flows=${r?.flows ?? null} .cellprob=${r?.cellprob ?? null} .mode=${this
             .mode} .opacity=${this.opacity}

@@ -57,6 +57,15 @@ export const FIELDS: readonly Field[] = [
     help: "0: automatic (200, scaled with the diameter)",
   },
   {
+    name: "stitch_threshold",
+    label: "Stitch threshold",
+    value: 0,
+    min: 0,
+    step: 0.05,
+    help: "a stack plane by plane: masks of adjacent planes overlapping by this IoU are joined " +
+      "(a stack needs this > 0 or 3D)",
+  },
+  {
     name: "do_3D",
     label: "3D (whole stack)",
     value: false,
@@ -99,7 +108,7 @@ export class CellposeParams extends LitElement {
   get params(): Record<string, number | boolean> {
     const out: Record<string, number | boolean> = {};
     for (const [k, v] of Object.entries(this.values)) {
-      if ((k === "diameter" || k === "niter") && v === 0) continue;
+      if ((k === "diameter" || k === "niter" || k === "stitch_threshold") && v === 0) continue;
       if (k === "do_3D" && v === false) continue;
       out[k] = v;
     }
