@@ -79,8 +79,8 @@ export async function readImage(
   }
   if (bytes.length === 0) throw badFile(label, "empty file (0 bytes)");
   if (isTiff(bytes)) return await readTiff(bytes, label, options);
-  if (isPng(bytes)) return readPng(bytes, label);
-  if (isJpeg(bytes)) return readJpeg(bytes, label);
+  if (isPng(bytes)) return readPng(bytes, label, options);
+  if (isJpeg(bytes)) return readJpeg(bytes, label, options);
   if (
     bytes.length >= 6 && bytes[0] === 0x93 &&
     String.fromCharCode(...bytes.subarray(1, 6)) === "NUMPY"

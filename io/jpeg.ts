@@ -11,6 +11,7 @@
  * @module
  */
 import jpeg from "jpeg-js";
+import { CellposeError } from "../core/errors.ts";
 import { badFile, type LoadedImage, loadedImage } from "./loaded.ts";
 
 /** True when the bytes start with a JPEG SOI marker. */
@@ -18,32 +19,87 @@ export function isJpeg(bytes: Uint8Array): boolean {
   return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
 }
 
-/** Number of colour components in the frame header (SOFn), or 0 when none is found. */
-function components(bytes: Uint8Array): number {
+/** The frame header (SOFn): size and number of colour components; undefined when none. */
+export function jpegFrame(
+  bytes: Uint8Array,
+): { width: number; height: number; components: number } | undefined {
   let i = 2;
   while (i + 9 < bytes.length) {
-    if (bytes[i] !== 0xff) return 0;
+    if (bytes[i] !== 0xff) return undefined;
     const marker = bytes[i + 1];
     const len = (bytes[i + 2] << 8) | bytes[i + 3];
     const sof = marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker);
-    if (sof) return bytes[i + 9];
+    if (sof) {
+      return {
+        height: (bytes[i + 5] << 8) | bytes[i + 6],
+        width: (bytes[i + 7] << 8) | bytes[i + 8],
+        components: bytes[i + 9],
+      };
+    }
     i += 2 + len;
   }
-  return 0;
+  return undefined;
+}
+
+/** Limits of {@link readJpeg}. */
+export interface JpegReadOptions {
+  /** refuse (`TOO_LARGE`) more decoded samples (width x height x components) */
+  maxElements?: number;
+  /** refuse (`TOO_LARGE`) more decoded bytes (default 2^31) */
+  maxBytes?: number;
+}
+
+/**
+ * Checks the frame header before decoding (the decoder allocates the whole image when it reads
+ * it): the size against the limits, and against the file's length: Huffman-coded data needs at
+ * least one bit per 8 x 8 block of the first component, so a 2 KB file cannot hold 10000 x 10000.
+ */
+function checkFrame(bytes: Uint8Array, name: string, options: JpegReadOptions): void {
+  const f = jpegFrame(bytes);
+  if (!f) return; // the decoder says what is missing
+  const samples = f.width * f.height * Math.max(3, f.components);
+  const maxBytes = options.maxBytes ?? 2 ** 31;
+  const limit = Math.min(options.maxElements ?? Infinity, maxBytes);
+  if (samples > limit) {
+    throw new CellposeError(
+      "TOO_LARGE",
+      `${name} declares ${f.width} x ${f.height} x ${f.components} in its JPEG frame header; ` +
+        `the limit is ${limit} values`,
+      samples,
+    );
+  }
+  const blocks = Math.ceil(f.width / 8) * Math.ceil(f.height / 8);
+  if (bytes.length < blocks / 8) {
+    throw badFile(
+      name,
+      `truncated JPEG: its header declares ${f.width} x ${f.height} pixels, which need at ` +
+        `least ${Math.ceil(blocks / 8)} bytes, but the file has ${bytes.length}`,
+    );
+  }
 }
 
 /** Decodes JPEG bytes. Errors are `BAD_FILE` naming `name`. */
-export function readJpeg(bytes: Uint8Array, name: string): LoadedImage {
+export function readJpeg(
+  bytes: Uint8Array,
+  name: string,
+  options: JpegReadOptions = {},
+): LoadedImage {
   if (!isJpeg(bytes)) throw badFile(name, "not a JPEG file (no FFD8FF marker)");
+  checkFrame(bytes, name, options);
   let img;
   try {
-    img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false });
+    img = jpeg.decode(bytes, {
+      useTArray: true,
+      formatAsRGBA: false,
+      maxMemoryUsageInMB: Math.ceil((options.maxBytes ?? 2 ** 31) / 2 ** 20),
+      maxResolutionInMP: Math.ceil((options.maxBytes ?? 2 ** 31) / 3e6),
+    });
   } catch (e) {
     throw badFile(name, `corrupt or truncated JPEG (${(e as Error).message ?? e})`, e);
   }
   const { width: w, height: h, data } = img;
   if (w === 0 || h === 0) throw badFile(name, `zero-size image (${w} x ${h} pixels)`);
-  if (components(bytes) === 1) {
+  if (jpegFrame(bytes)?.components === 1) {
     const grey = new Uint8Array(w * h);
     for (let i = 0; i < w * h; i++) grey[i] = data[3 * i];
     return loadedImage({ data: grey, shape: [h, w] }, "YX", name);

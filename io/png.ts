@@ -17,6 +17,7 @@ import { convertIndexedToRgb, decode, encode } from "fast-png";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray } from "../core/ndarray.ts";
 import { badFile, type LoadedImage, loadedImage } from "./loaded.ts";
+import { decodeDeflate } from "./tiff_decoders.ts";
 
 /** True when the bytes start with the PNG signature. */
 export function isPng(bytes: Uint8Array): boolean {
@@ -50,9 +51,63 @@ function keepChannels<T extends Uint8Array | Uint16Array>(data: T, from: number,
   return out;
 }
 
+/** Limits of {@link readPng}. */
+export interface PngReadOptions {
+  /** refuse (`TOO_LARGE`) more decoded samples (width x height x channels) */
+  maxElements?: number;
+  /** refuse (`TOO_LARGE`) more decoded bytes (default 2^31) */
+  maxBytes?: number;
+}
+
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * Checks the header's size against the limits, then inflates the image data (IDAT) once under
+ * the bound its header implies (rows x (1 + row bytes), x 2 for interlaced images), refusing a
+ * stream that inflates past it while inflating (fast-png would inflate all of it).
+ */
+function checkPngBudget(bytes: Uint8Array, name: string, options: PngReadOptions): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.length < 33) return; // fast-png says what is missing
+  const w = view.getUint32(16), h = view.getUint32(20);
+  const depth = bytes[24], channels = PNG_CHANNELS[bytes[25]] ?? 4, interlaced = bytes[28] === 1;
+  // a palette image decodes to RGB; its data holds one index per pixel
+  const samples = w * h * (bytes[25] === 3 ? 3 : channels);
+  const maxBytes = options.maxBytes ?? 2 ** 31;
+  const rawBytes = h * (1 + Math.ceil((w * channels * depth) / 8));
+  if (samples > (options.maxElements ?? Infinity) || rawBytes > maxBytes) {
+    throw new CellposeError(
+      "TOO_LARGE",
+      `${name} declares ${w} x ${h} x ${channels} in its PNG header; the limit is ` +
+        `${Math.min(options.maxElements ?? Infinity, maxBytes)} values`,
+      samples,
+    );
+  }
+  const idat: Uint8Array[] = [];
+  for (let i = 8; i + 8 <= bytes.length;) {
+    const len = view.getUint32(i);
+    const type = String.fromCharCode(...bytes.subarray(i + 4, i + 8));
+    if (type === "IDAT") idat.push(bytes.subarray(i + 8, Math.min(bytes.length, i + 8 + len)));
+    i += 12 + len;
+  }
+  const all = new Uint8Array(idat.reduce((a, c) => a + c.length, 0));
+  let at = 0;
+  for (const c of idat) all.set(c, at), (at += c.length);
+  try {
+    decodeDeflate(all, interlaced ? 2 * rawBytes + 7 * h : rawBytes);
+  } catch (e) {
+    throw badFile(name, `corrupt or truncated PNG (its image data ${(e as Error).message})`, e);
+  }
+}
+
 /** Decodes PNG bytes. Errors are `BAD_FILE` naming `name`. */
-export function readPng(bytes: Uint8Array, name: string): LoadedImage {
+export function readPng(
+  bytes: Uint8Array,
+  name: string,
+  options: PngReadOptions = {},
+): LoadedImage {
   if (!isPng(bytes)) throw badFile(name, "not a PNG file (no PNG signature)");
+  checkPngBudget(bytes, name, options);
   let png;
   try {
     png = decode(bytes);

@@ -27,6 +27,7 @@ import { CellposeError } from "../core/errors.ts";
 import type { NumericArray } from "../core/ndarray.ts";
 import type { ImageArray, ImageSource } from "../core/types.ts";
 import { badFile } from "./loaded.ts";
+import { countFileDirectories } from "./tiff_ifd.ts";
 import { checkSupported, isTiff, pageAxes, pageInfo, sameSeries } from "./tiff_read.ts";
 
 /** Pages looked at for the full-resolution level. */
@@ -86,6 +87,11 @@ export async function openTiff(path: string): Promise<TiffSource> {
     throw badFile(path, `cannot open (${(e as Error).message})`, e);
   }
   if (!isTiff(head)) throw badFile(path, "not a TIFF file (no II*/MM* header)");
+  try {
+    countFileDirectories(path);
+  } catch (e) {
+    throw badFile(path, `corrupt or truncated TIFF (${(e as Error).message})`, e);
+  }
   let tiff;
   try {
     tiff = await fromFile(path);

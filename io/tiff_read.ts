@@ -23,6 +23,9 @@ import type { NumericArray } from "../core/ndarray.ts";
 import { imagejPageAxes, type ImagejSizes, parseImagejDescription } from "./imagej.ts";
 import { badFile, type LoadedImage, loadedImage } from "./loaded.ts";
 import { omePageAxes, parseOmeXml } from "./ome.ts";
+import { countDirectories } from "./tiff_ifd.ts";
+// registers the bounded Deflate/PackBits/LZW decoders with geotiff
+import "./tiff_decoders.ts";
 
 /** True when the bytes start with a TIFF or BigTIFF header (either byte order). */
 export function isTiff(bytes: Uint8Array): boolean {
@@ -129,7 +132,16 @@ export interface ReadOptions {
    * before any pixel is decoded: a small compressed file can claim a huge image.
    */
   maxElements?: number;
+  /**
+   * Refuse (`TOO_LARGE`) an image that would decode to more bytes (default
+   * {@link DEFAULT_MAX_DECODED_BYTES}); each compressed strip or tile is also refused while it
+   * inflates as soon as it passes its own declared size.
+   */
+  maxBytes?: number;
 }
+
+/** Decoded bytes an image may have unless `maxBytes` says otherwise: 2^31 (2 GiB). */
+export const DEFAULT_MAX_DECODED_BYTES = 2 ** 31;
 
 /** Reads a TIFF from its bytes. Errors are {@link CellposeError}s `BAD_FILE` naming `name`. */
 export async function readTiff(
@@ -144,7 +156,7 @@ export async function readTiff(
   } catch (e) {
     if (e instanceof CellposeError) throw e;
     const msg = (e as Error).message ?? String(e);
-    const what = /compression/i.test(msg)
+    const what = /compression method/i.test(msg)
       ? "unsupported TIFF compression"
       : "corrupt or truncated TIFF";
     throw badFile(name, `${what} (${msg})`, e);
@@ -156,6 +168,11 @@ async function decode(bytes: Uint8Array, name: string, options: ReadOptions): Pr
   const buffer = whole
     ? bytes.buffer
     : bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  try {
+    countDirectories(bytes);
+  } catch (e) {
+    throw badFile(name, `corrupt or truncated TIFF (${(e as Error).message})`, e);
+  }
   const tiff = await fromArrayBuffer(buffer as ArrayBuffer);
   const first = await tiff.getImage(0);
   const info = pageInfo(first);
@@ -180,6 +197,15 @@ async function decode(bytes: Uint8Array, name: string, options: ReadOptions): Pr
       "TOO_LARGE",
       `${name} declares ${declared} elements in its header; the limit is ${options.maxElements}`,
       declared,
+    );
+  }
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_DECODED_BYTES;
+  const bytesOut = declared * Math.ceil(info.bits / 8);
+  if (bytesOut > maxBytes) {
+    throw new CellposeError(
+      "TOO_LARGE",
+      `${name} declares ${bytesOut} decoded bytes in its header; the limit is ${maxBytes}`,
+      bytesOut,
     );
   }
   let out: NumericArray | undefined;

@@ -17,7 +17,6 @@ import { CellposeError } from "../core/errors.ts";
 import { type NdArray, type NumericArray, size } from "../core/ndarray.ts";
 import { readImage } from "../io/image.ts";
 import type { SegmentParams } from "./params.ts";
-import { declaredElements } from "./probe.ts";
 
 function tooManyElements(name: string, n: number, shape: string, maxPixels: number, field: string) {
   return new CellposeError(
@@ -51,10 +50,6 @@ export async function decodeImage(
   maxPixels: number,
   field = "image",
 ): Promise<DecodedImage> {
-  const declared = declaredElements(bytes);
-  if (declared !== undefined && declared > maxPixels) {
-    throw tooManyElements(name, declared, "declared in its header", maxPixels, field);
-  }
   let loaded;
   try {
     loaded = await readImage(bytes, name, { maxElements: maxPixels });

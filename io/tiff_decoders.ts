@@ -1,0 +1,141 @@
+/**
+ * Bounded TIFF decoders for geotiff: Deflate, PackBits and LZW that refuse a strip or tile as
+ * soon as it decodes to more bytes than its declared size (tile width x height x bytes per
+ * pixel), instead of inflating a few KB into gigabytes as the stock decoders do. Importing this
+ * module registers them in geotiff's decoder registry.
+ *
+ * @example
+ * ```ts
+ * import { decodeLzw } from "./tiff_decoders.ts";
+ * // codes 256 (clear), 65 ('A'), 257 (end) packed in 9 bits
+ * console.log(decodeLzw(new Uint8Array([0x80, 0x10, 0x60, 0x20]), 16)); // Uint8Array [65]
+ * ```
+ * @module
+ */
+import { addDecoder, BaseDecoder } from "geotiff";
+import { Unzlib } from "fflate";
+
+/** Thrown by a decoder whose output passes `limit` bytes. */
+function tooLong(kind: string, limit: number): Error {
+  return new Error(
+    `${kind} data decodes to more than its declared ${limit} bytes: a compression bomb`,
+  );
+}
+
+/**
+ * Inflates zlib data, refusing output beyond `limit` bytes while inflating: the input goes in
+ * 1 KiB slices (Deflate expands at most ~1032 : 1), so no more than ~1 MiB past the limit is
+ * ever produced.
+ */
+export function decodeDeflate(input: Uint8Array, limit: number): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  const inf = new Unzlib((chunk) => {
+    n += chunk.length;
+    if (n > limit) throw tooLong("Deflate", limit);
+    chunks.push(chunk);
+  });
+  for (let i = 0; i < input.length; i += 1024) {
+    inf.push(input.subarray(i, i + 1024), i + 1024 >= input.length);
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) out.set(c, at), (at += c.length);
+  return out;
+}
+
+/** Decodes PackBits runs, refusing output beyond `limit` bytes. */
+export function decodePackBits(input: Uint8Array, limit: number): Uint8Array {
+  const out = new Uint8Array(limit);
+  let o = 0;
+  for (let i = 0; i < input.length;) {
+    const h = (input[i++] << 24) >> 24;
+    if (h === -128) continue;
+    const n = h < 0 ? 1 - h : h + 1;
+    if (o + n > limit) throw tooLong("PackBits", limit);
+    if (h < 0) out.fill(input[i++] ?? 0, o, o + n);
+    else out.set(input.subarray(i, i + n), o), (i += n);
+    o += n;
+  }
+  return out.subarray(0, o);
+}
+
+/** Decodes TIFF LZW (MSB-first codes, early change), refusing output beyond `limit` bytes. */
+export function decodeLzw(input: Uint8Array, limit: number): Uint8Array {
+  const prefix = new Uint16Array(4096),
+    suffix = new Uint8Array(4096),
+    length = new Uint16Array(4096);
+  for (let i = 0; i < 256; i++) (suffix[i] = i), (length[i] = 1);
+  const out = new Uint8Array(limit);
+  let o = 0, bits = 9, next = 258, old = -1, pos = 0;
+  const totalBits = input.length * 8;
+  const read = (): number => {
+    if (pos + bits > totalBits) return 257;
+    let v = 0;
+    for (let k = 0; k < bits; k++, pos++) v = (v << 1) | ((input[pos >> 3] >> (7 - (pos & 7))) & 1);
+    return v;
+  };
+  /** writes the string of `code` at `o`; returns its first byte */
+  const emit = (code: number): number => {
+    const n = length[code];
+    if (o + n > limit) throw tooLong("LZW", limit);
+    for (let k = n - 1, c = code; k >= 0; k--, c = prefix[c]) out[o + k] = suffix[c];
+    o += n;
+    return out[o - n];
+  };
+  for (let code = read(); code !== 257; code = read()) {
+    if (code === 256) {
+      (bits = 9), (next = 258), (old = -1);
+      continue;
+    }
+    let first: number;
+    if (code < next) {
+      first = emit(code);
+      if (old >= 0 && next < 4096) {
+        (prefix[next] = old), (suffix[next] = first), (length[next] = length[old] + 1), next++;
+      }
+    } else if (code === next && old >= 0) {
+      if (o + length[old] + 1 > limit) throw tooLong("LZW", limit);
+      first = emit(old);
+      out[o++] = first;
+      if (next < 4096) {
+        (prefix[next] = old), (suffix[next] = first), (length[next] = length[old] + 1), next++;
+      }
+    } else throw new Error(`corrupt LZW data (code ${code} with ${next} known)`);
+    old = code;
+    if (next + 1 >= 1 << bits && bits < 12) bits++;
+  }
+  return out.subarray(0, o);
+}
+
+interface BlockParameters {
+  tileWidth: number;
+  tileHeight: number;
+  bitsPerSample: number | ArrayLike<number>;
+  planarConfiguration: number;
+}
+
+/** The most bytes one strip or tile can hold: rows x ceil(width x bits per pixel / 8). */
+export function blockBytes(p: BlockParameters): number {
+  const bits = typeof p.bitsPerSample === "number"
+    ? [p.bitsPerSample]
+    : Array.from(p.bitsPerSample);
+  const pixelBits = p.planarConfiguration === 2 ? bits[0] : bits.reduce((a, b) => a + b, 0);
+  return Number(p.tileHeight) * Math.ceil((Number(p.tileWidth) * pixelBits) / 8);
+}
+
+function bounded(decode: (input: Uint8Array, limit: number) => Uint8Array) {
+  return class extends BaseDecoder {
+    override decodeBlock(buffer: ArrayBuffer): ArrayBuffer {
+      const limit = blockBytes(this.parameters as unknown as BlockParameters);
+      const out = decode(new Uint8Array(buffer), limit);
+      return out.byteLength === out.buffer.byteLength
+        ? out.buffer as ArrayBuffer
+        : out.slice().buffer as ArrayBuffer;
+    }
+  };
+}
+
+addDecoder([8, 32946], () => Promise.resolve(bounded(decodeDeflate)));
+addDecoder(32773, () => Promise.resolve(bounded(decodePackBits)));
+addDecoder(5, () => Promise.resolve(bounded(decodeLzw)));

@@ -1,0 +1,196 @@
+/**
+ * Hostile image files, built here (no stored samples): each small on disk and each made to hang
+ * or balloon a naive reader. Used by the hostile-input tests and `deno task bench fuzz`.
+ */
+import { Zlib } from "fflate";
+
+/** One hostile input: its file name and bytes, and what a reader must answer. */
+export interface HostileCase {
+  name: string;
+  file: string;
+  bytes: Uint8Array;
+  /** the CellposeError code a reader must give */
+  code: "BAD_FILE" | "TOO_LARGE";
+  /** a part of the message */
+  message: RegExp;
+}
+
+/** zlib stream of `n` zero bytes, deflated from a reused 1 MiB buffer (small memory). */
+function zeroBomb(n: number): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const z = new Zlib({ level: 9 }, (chunk) => parts.push(chunk));
+  const mib = new Uint8Array(1 << 20);
+  for (let left = n; left > 0; left -= mib.length) {
+    z.push(mib.subarray(0, Math.min(mib.length, left)), left <= mib.length);
+  }
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) out.set(p, at), (at += p.length);
+  return out;
+}
+
+/**
+ * A 16 x 16 8-bit grey TIFF with one strip of `strip` compressed with `compression`;
+ * `nextIfd` is the next-directory offset (8 = itself).
+ */
+function tiff(compression: number, strip: Uint8Array, nextIfd = 0): Uint8Array {
+  const entries: [number, number, number][] = [
+    [256, 3, 16], // ImageWidth
+    [257, 3, 16], // ImageLength
+    [258, 3, 8], // BitsPerSample
+    [259, 3, compression],
+    [262, 3, 1], // BlackIsZero
+    [273, 4, 0], // StripOffsets, set below
+    [278, 3, 16], // RowsPerStrip
+    [279, 4, strip.length], // StripByteCounts
+  ];
+  const ifdBytes = 2 + entries.length * 12 + 4;
+  const dataAt = 8 + ifdBytes;
+  entries[5][2] = dataAt;
+  const out = new Uint8Array(dataAt + strip.length);
+  const v = new DataView(out.buffer);
+  out.set([0x49, 0x49, 42, 0]);
+  v.setUint32(4, 8, true);
+  v.setUint16(8, entries.length, true);
+  entries.forEach(([tag, type, value], k) => {
+    const o = 10 + 12 * k;
+    v.setUint16(o, tag, true);
+    v.setUint16(o + 2, type, true);
+    v.setUint32(o + 4, 1, true);
+    if (type === 3) v.setUint16(o + 8, value, true);
+    else v.setUint32(o + 8, value, true);
+  });
+  v.setUint32(10 + 12 * entries.length, nextIfd, true);
+  out.set(strip, dataAt);
+  return out;
+}
+
+/** PackBits runs of 128 zeros (2 bytes each) decoding to `n` bytes. */
+function packBitsBomb(n: number): Uint8Array {
+  const out = new Uint8Array(2 * Math.ceil(n / 128));
+  for (let i = 0; i < out.length; i += 2) out[i] = 0x81; // -127: repeat the next byte 128 times
+  return out;
+}
+
+/**
+ * TIFF LZW codes that grow the dictionary with runs of zeros (code k spells k - 256 zeros), then
+ * repeat the longest entry: each 12-bit code then decodes to ~3800 bytes.
+ */
+function lzwBomb(bytes: number): Uint8Array {
+  const codes = [256, 0];
+  for (let c = 258; c < 4096; c++) codes.push(c);
+  while (codes.length * 12 < bytes * 8 - 24) codes.push(4095);
+  codes.push(257);
+  const out = new Uint8Array(Math.ceil((codes.length * 12) / 8) + 2);
+  let pos = 0, bits = 9, next = 258, old = -1;
+  for (const code of codes) {
+    for (let k = bits - 1; k >= 0; k--, pos++) {
+      if ((code >> k) & 1) out[pos >> 3] |= 0x80 >> (pos & 7);
+    }
+    // the decoder's dictionary and code width, as `decodeLzw` follows them
+    if (code === 256) {
+      (bits = 9), (next = 258), (old = -1);
+      continue;
+    }
+    if (old >= 0 && next < 4096) next++;
+    old = code;
+    if (next + 1 >= 1 << bits && bits < 12) bits++;
+  }
+  return out.subarray(0, Math.ceil(pos / 8));
+}
+
+function crc32(bytes: Uint8Array): number {
+  let c = ~0;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+  }
+  return ~c >>> 0;
+}
+
+/** A 16 x 16 grey PNG whose IDAT inflates to `n` bytes. */
+function pngBomb(n: number): Uint8Array {
+  const chunk = (type: string, data: Uint8Array) => {
+    const out = new Uint8Array(12 + data.length);
+    const v = new DataView(out.buffer);
+    v.setUint32(0, data.length);
+    out.set(new TextEncoder().encode(type), 4);
+    out.set(data, 8);
+    v.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)));
+    return out;
+  };
+  const ihdr = new Uint8Array(13);
+  new DataView(ihdr.buffer).setUint32(0, 16);
+  new DataView(ihdr.buffer).setUint32(4, 16);
+  ihdr[8] = 8; // depth; colour type 0 (grey)
+  const parts = [
+    new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", zeroBomb(n)),
+    chunk("IEND", new Uint8Array(0)),
+  ];
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) out.set(p, at), (at += p.length);
+  return out;
+}
+
+/** A 2 KB baseline JPEG whose frame header declares `side` x `side` x 3. */
+function jpegHuge(side: number): Uint8Array {
+  const out = new Uint8Array(2048);
+  out.set([0xff, 0xd8]);
+  // SOF0: length 17, 8 bits, height, width, 3 components
+  out.set([0xff, 0xc0, 0, 17, 8, side >> 8, side & 255, side >> 8, side & 255, 3], 2);
+  out.set([1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0], 12);
+  out.set([0xff, 0xd9], 2046);
+  return out;
+}
+
+/** The hostile image files, one per class of the hardening issue. */
+export function hostileImages(): HostileCase[] {
+  const MiB = 1 << 20;
+  return [
+    {
+      name: "TIFF whose next directory is itself",
+      file: "loop.tif",
+      bytes: tiff(1, new Uint8Array(256), 8),
+      code: "BAD_FILE",
+      message: /loops back to byte 8/,
+    },
+    {
+      name: "Deflate TIFF strip of 512 MiB",
+      file: "deflate_bomb.tif",
+      bytes: tiff(8, zeroBomb(512 * MiB)),
+      code: "BAD_FILE",
+      message: /Deflate data decodes to more than its declared 256 bytes/,
+    },
+    {
+      name: "PackBits TIFF strip of 256 MiB",
+      file: "packbits_bomb.tif",
+      bytes: tiff(32773, packBitsBomb(256 * MiB)),
+      code: "BAD_FILE",
+      message: /PackBits data decodes to more than its declared 256 bytes/,
+    },
+    {
+      name: "14 KB LZW TIFF strip",
+      file: "lzw_bomb.tif",
+      bytes: tiff(5, lzwBomb(14_000)),
+      code: "BAD_FILE",
+      message: /LZW data decodes to more than its declared 256 bytes/,
+    },
+    {
+      name: "PNG whose IDAT inflates to 512 MiB",
+      file: "idat_bomb.png",
+      bytes: pngBomb(512 * MiB),
+      code: "BAD_FILE",
+      message: /Deflate data decodes to more than its declared 272 bytes/,
+    },
+    {
+      name: "2 KB JPEG declaring 10000 x 10000",
+      file: "huge.jpg",
+      bytes: jpegHuge(10000),
+      code: "BAD_FILE",
+      message: /declares 10000 x 10000 pixels, which need at least 195313 bytes/,
+    },
+  ];
+}
