@@ -105,6 +105,39 @@ final class ServerClient {
     }
   }
 
+  /** DELETE a path (e.g. cancel a job), returning the answer as text. */
+  String delete(String path) throws BridgeException {
+    return new String(send(request(path).DELETE().build()).body(), StandardCharsets.UTF_8);
+  }
+
+  /**
+   * POST multipart/form-data: text fields, then TIFF file parts given as {part name, file name}
+   * with their bytes. Returns the answer as text.
+   */
+  String postParts(String path, Map<String, String> fields, String[][] names, byte[][] files)
+      throws BridgeException {
+    String boundary = "cellpose" + UUID.randomUUID().toString().replace("-", "");
+    ByteArrayOutputStream body = new ByteArrayOutputStream();
+    try {
+      for (Map.Entry<String, String> p : fields.entrySet()) {
+        body.write(("--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + p.getKey() + "\"\r\n\r\n"
+            + p.getValue() + "\r\n").getBytes(StandardCharsets.UTF_8));
+      }
+      for (int i = 0; i < files.length; i++) {
+        body.write(("--" + boundary + "\r\nContent-Disposition: form-data; name=\"" + names[i][0] + "\"; filename=\""
+            + names[i][1].replace("\"", "_") + "\"\r\nContent-Type: image/tiff\r\n\r\n").getBytes(StandardCharsets.UTF_8));
+        body.write(files[i]);
+        body.write("\r\n".getBytes(StandardCharsets.UTF_8));
+      }
+      body.write(("--" + boundary + "--\r\n").getBytes(StandardCharsets.UTF_8));
+    } catch (IOException e) {
+      throw new BridgeException("Could not prepare the upload: " + e.getMessage());
+    }
+    HttpRequest req = request(path).header("Content-Type", "multipart/form-data; boundary=" + boundary)
+        .POST(HttpRequest.BodyPublishers.ofByteArray(body.toByteArray())).build();
+    return new String(send(req).body(), StandardCharsets.UTF_8);
+  }
+
   /** Submits an image for segmentation and returns the job id. */
   String submit(byte[] tiff, String fileName, Map<String, String> params) throws BridgeException {
     String answer = postImage("/v1/segment", tiff, fileName, params);
