@@ -9,45 +9,22 @@
 import { join } from "node:path";
 import { assert, assertEquals } from "./assert.ts";
 import { REPO } from "./fixtures.ts";
-import { ARTIFACTS, missing, startTinyServer } from "./e2e.ts";
-import { buildFijiBridge } from "../plugin-ui/fiji/build.ts";
+import { ARTIFACTS, startTinyServer } from "./e2e.ts";
+import { imagejHome, imagejMissing, runMacro } from "./imagej.ts";
 import { readImage } from "../io/image.ts";
 import { readNpy } from "../io/npy.ts";
 import { averagePrecision } from "../metrics/matching.ts";
 
-const IJ_JAR = "/usr/share/java/ij.jar";
-const XVFB = "/usr/bin/xvfb-run";
 const IMAGE = join(REPO, "examples", "03f583ec5018.png");
 const TRUTH = join(REPO, "examples", "03f583ec5018_masks.tif");
 
-async function waitForFile(
-  path: string,
-  timeoutMs: number,
-  proc: Deno.ChildProcess,
-): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  let exited = false;
-  proc.status.then(() => (exited = true));
-  while (Date.now() < end) {
-    try {
-      if ((await Deno.stat(path)).size > 0) return;
-    } catch { /* not yet */ }
-    if (exited) throw new Error("ImageJ exited before the macro finished");
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`ImageJ did not finish within ${timeoutMs / 1000} s`);
-}
-
 Deno.test({
   name: "fiji bridge: ImageJ macro runs Segment..., label image and ROI Manager match the server",
-  ignore: missing(IJ_JAR, XVFB, "/usr/bin/javac"),
+  ignore: imagejMissing(),
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const jar = await buildFijiBridge(IJ_JAR);
-    const home = await Deno.makeTempDir({ prefix: "fiji_e2e_" });
-    await Deno.mkdir(join(home, "plugins"), { recursive: true });
-    await Deno.copyFile(jar, join(home, "plugins", "Cellpose_SAM.jar"));
+    const home = await imagejHome("fiji_e2e_");
     await Deno.mkdir(ARTIFACTS, { recursive: true });
     const server = await startTinyServer();
     const out = join(home, "result.txt");
@@ -79,28 +56,8 @@ saveAs("PNG", "${shot}");
 File.saveString(n + "\\n" + max + "\\n" + title + "\\n" + depth, "${out}");
 run("Quit");
 `;
-    const macroFile = join(home, "segment.ijm");
-    await Deno.writeTextFile(macroFile, macro);
-    const proc = new Deno.Command(XVFB, {
-      args: [
-        "-a",
-        "-s",
-        "-screen 0 1280x800x24",
-        "java",
-        "-Xmx1g",
-        `-Duser.home=${home}`,
-        `-Dplugins.dir=${home}`,
-        "-jar",
-        IJ_JAR,
-        "-macro",
-        macroFile,
-      ],
-      env: { HOME: home },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
     try {
-      await waitForFile(out, 120_000, proc);
+      await runMacro(home, macro, out, 120_000);
       const [count, max, title, depth] = (await Deno.readTextFile(out)).trim().split("\n");
       const jobs = (await (await fetch(`${server.url}/v1/jobs`)).json()).jobs;
       assertEquals(jobs.length, 1, "one job submitted by the bridge");
@@ -125,10 +82,6 @@ run("Quit");
       const { ap } = averagePrecision((await readImage(TRUTH)).image, ij.image);
       assert(ap[0] >= 0.6, `AP@0.5 of the nuclei model in Fiji: ${ap[0]}`);
     } finally {
-      try {
-        Deno.kill(-proc.pid, "SIGKILL");
-      } catch { /* already gone */ }
-      await proc.output().catch(() => {});
       await server.cleanup();
       await Deno.remove(home, { recursive: true });
     }

@@ -168,12 +168,13 @@ public class CellposeBridge implements PlugIn {
       masks.setLut(glasbey());
       masks.setDisplayRange(0, 255);
       masks.show();
-      rois = File.createTempFile("cellpose-rois-", ".zip");
-      Files.write(rois.toPath(), client.getBytes("/v1/jobs/" + id + "/result?format=roi"));
       RoiManager rm = RoiManager.getInstance();
       if (rm == null) rm = new RoiManager();
       rm.reset();
-      rm.runCommand("Open", rois.getPath());
+      // no masks: an empty ROI zip would stop ImageJ at a modal "no ROIs" error (a macro waits forever)
+      rois = File.createTempFile("cellpose-rois-", ".zip");
+      Files.write(rois.toPath(), client.getBytes("/v1/jobs/" + id + "/result?format=roi"));
+      if (hasEntries(rois)) rm.runCommand("Open", rois.getPath());
       int n = rm.getCount();
       IJ.log("Cellpose-SAM: " + n + " masks in " + title);
       IJ.showStatus("Cellpose-SAM: " + n + " masks");
@@ -182,6 +183,13 @@ public class CellposeBridge implements PlugIn {
     } finally {
       if (labels != null) labels.delete();
       if (rois != null) rois.delete();
+    }
+  }
+
+  /** Whether a zip file holds at least one entry (ImageJ's ROI Manager refuses empty ones with a dialog). */
+  private static boolean hasEntries(File zip) throws IOException {
+    try (java.util.zip.ZipInputStream in = new java.util.zip.ZipInputStream(Files.newInputStream(zip.toPath()))) {
+      return in.getNextEntry() != null;
     }
   }
 

@@ -78,10 +78,11 @@ public class TrainCommand implements PlugIn {
     Prefs.set(PREF + "learning_rate", lr);
     Prefs.set(PREF + "use", use);
     try {
-      String trained = train(new ServerClient(server, token), image, labels, model, epochs, lr);
+      ServerClient client = new ServerClient(server, token);
+      String trained = train(client, image, labels, model, epochs, lr);
       lastModel = trained;
       if (use) {
-        new ServerClient(server, token).postJson("/v1/models/" + trained + "/load", "{}");
+        client.useModel(trained);
         IJ.log("Cellpose-SAM: the server now segments with " + trained);
       }
     } catch (BridgeException e) {
