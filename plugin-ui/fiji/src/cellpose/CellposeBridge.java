@@ -6,6 +6,7 @@ import ij.Macro;
 import ij.Prefs;
 import ij.WindowManager;
 import ij.gui.GenericDialog;
+import ij.io.FileInfo;
 import ij.io.FileSaver;
 import ij.plugin.BrowserLauncher;
 import ij.plugin.Duplicator;
@@ -15,6 +16,8 @@ import ij.process.LUT;
 import java.awt.Color;
 import java.io.File;
 import java.io.IOException;
+import java.net.URLEncoder;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -30,6 +33,7 @@ public class CellposeBridge implements PlugIn {
   static final String TITLE = "Cellpose-SAM";
   private static final String PREF = "cellpose.";
   private static Thread connection;
+  private static volatile String lastError = "";
 
   /** Parameters shared by "Segment" (last settings) and "Segment..." (dialog). */
   static final class Settings {
@@ -42,6 +46,8 @@ public class CellposeBridge implements PlugIn {
     double cellprobThreshold = Prefs.get(PREF + "cellprob_threshold", 0.0);
     int minSize = (int) Prefs.get(PREF + "min_size", 15);
     boolean do3D = Prefs.get(PREF + "do_3D", false);
+    /** images above this many megapixels are not sent: the server reads their file (its --data_dir) */
+    double sendMaxMegapixels = Prefs.get(PREF + "send_max_mp", 64);
 
     void save() {
       Prefs.set(PREF + "server", server);
@@ -52,6 +58,7 @@ public class CellposeBridge implements PlugIn {
       Prefs.set(PREF + "cellprob_threshold", cellprobThreshold);
       Prefs.set(PREF + "min_size", minSize);
       Prefs.set(PREF + "do_3D", do3D);
+      Prefs.set(PREF + "send_max_mp", sendMaxMegapixels);
     }
 
     Map<String, String> params() {
@@ -67,6 +74,7 @@ public class CellposeBridge implements PlugIn {
 
   @Override
   public void run(String arg) {
+    clearError();
     Settings s = new Settings();
     try {
       switch (arg) {
@@ -90,10 +98,31 @@ public class CellposeBridge implements PlugIn {
           segment(WindowManager.getCurrentImage(), s);
       }
     } catch (BridgeException e) {
-      IJ.error(TITLE, e.getMessage());
+      report(e.getMessage());
     } catch (IOException e) {
-      IJ.error(TITLE, "Could not open " + s.server + ": " + e.getMessage());
+      report("Could not open " + s.server + ": " + e.getMessage());
+    } catch (RuntimeException e) {
+      report("Unexpected error (" + e + "); please report it with the server's log.");
     }
+  }
+
+  /** The last error of a Cellpose-SAM command ("" after a success). For macros: call(...). */
+  public static String lastError() {
+    return lastError;
+  }
+
+  static void clearError() {
+    lastError = "";
+  }
+
+  /**
+   * Shows an error in the Log, and as a dialog unless a macro runs: a modal dialog would stop a
+   * batch macro until someone clicks; a macro reads call("cellpose.CellposeBridge.lastError").
+   */
+  static void report(String message) {
+    lastError = message;
+    IJ.log("Cellpose-SAM error: " + message);
+    if (!IJ.isMacro()) IJ.error(TITLE, message);
   }
 
   private static boolean dialog(Settings s) {
@@ -106,6 +135,7 @@ public class CellposeBridge implements PlugIn {
     gd.addNumericField("Cell probability threshold", s.cellprobThreshold, 2);
     gd.addNumericField("Minimum size", s.minSize, 0, 6, "px");
     gd.addCheckbox("3D (whole stack)", s.do3D);
+    gd.addNumericField("Send images up to", s.sendMaxMegapixels, 1, 6, "megapixels (larger: by file path)");
     gd.addHelp("https://github.com/MouseLand/cellpose");
     gd.showDialog();
     if (gd.wasCanceled()) return false;
@@ -117,6 +147,7 @@ public class CellposeBridge implements PlugIn {
     s.cellprobThreshold = gd.getNextNumber();
     s.minSize = (int) gd.getNextNumber();
     s.do3D = gd.getNextBoolean();
+    s.sendMaxMegapixels = gd.getNextNumber();
     return true;
   }
 
@@ -132,15 +163,21 @@ public class CellposeBridge implements PlugIn {
   static void segment(ImagePlus imp, Settings s) throws BridgeException {
     if (imp == null) throw new BridgeException("Open an image first: Cellpose-SAM segments the active image.");
     ServerClient client = new ServerClient(s.server, s.token);
+    boolean tooLarge = (double) imp.getWidth() * imp.getHeight() > s.sendMaxMegapixels * 1e6 && !s.do3D;
+    File file = tooLarge ? serverReadableFile(imp) : null;
+    if (!s.model.isEmpty()) {
+      IJ.showStatus("Cellpose-SAM: loading model " + s.model);
+      client.useModel(s.model);
+    }
+    if (tooLarge) {
+      segmentByPath(client, imp, file, s);
+      return;
+    }
     ImagePlus part = selection(imp, s.do3D);
     File tmp = null;
     try {
       tmp = File.createTempFile("cellpose-", ".tif");
       if (!new FileSaver(part).saveAsTiff(tmp.getPath())) throw new BridgeException("Could not save the image.");
-      if (!s.model.isEmpty()) {
-        IJ.showStatus("Cellpose-SAM: loading model " + s.model);
-        client.useModel(s.model);
-      }
       IJ.showStatus("Cellpose-SAM: uploading " + imp.getTitle());
       String id = client.submit(Files.readAllBytes(tmp.toPath()), imp.getTitle() + ".tif", s.params());
       IJ.showStatus("Cellpose-SAM: segmenting " + imp.getTitle());
@@ -151,6 +188,56 @@ public class CellposeBridge implements PlugIn {
       throw new BridgeException("Could not write a temporary file: " + e.getMessage());
     } finally {
       if (tmp != null) tmp.delete();
+    }
+  }
+
+  /** The image's own TIFF file, which the server can read (under its --data_dir); refuses others with the reason. */
+  static File serverReadableFile(ImagePlus imp) throws BridgeException {
+    FileInfo fi = imp.getOriginalFileInfo();
+    File file = fi == null || fi.directory == null || fi.fileName == null ? null : new File(fi.directory, fi.fileName);
+    String size = imp.getWidth() + " x " + imp.getHeight();
+    if (file == null || !file.isFile() || !file.getName().toLowerCase().matches(".*\\.tiff?$")) {
+      throw new BridgeException("This image (" + size + ") is too large to send, and it is not a TIFF file on "
+          + "this computer that the server could read" + (file == null ? "" : " (" + file.getPath() + ")") + ".\n"
+          + "Save it as TIFF in a folder the server was started with (cellpose serve --data_dir FOLDER) "
+          + "and open it from there, or raise 'Send images up to'.");
+    }
+    return file;
+  }
+
+  /**
+   * An image too large to send: the server segments its file block by block (it must lie under
+   * a folder the server was started with, --data_dir); the labels open as a virtual stack.
+   */
+  static void segmentByPath(ServerClient client, ImagePlus imp, File file, Settings s) throws BridgeException {
+    String size = imp.getWidth() + " x " + imp.getHeight();
+    StringBuilder query = new StringBuilder("/v1/segment_large?path=");
+    query.append(URLEncoder.encode(file.getAbsolutePath(), StandardCharsets.UTF_8));
+    for (Map.Entry<String, String> p : s.params().entrySet()) {
+      query.append('&').append(p.getKey()).append('=').append(URLEncoder.encode(p.getValue(), StandardCharsets.UTF_8));
+    }
+    try {
+      File labels = File.createTempFile("cellpose-masks-", ".tif");
+      IJ.showStatus("Cellpose-SAM: segmenting " + file.getName() + " (" + size + ") block by block on the server");
+      ImagePlus result;
+      String masks;
+      try {
+        masks = client.postToFile(query.toString(), labels);
+        // a virtual stack reads its planes from the file when shown (ImageJ loads a single plane whole)
+        result = IJ.openVirtual(labels.getPath());
+        if (result == null) throw new BridgeException("The server's label image could not be read.");
+      } finally {
+        labels.deleteOnExit(); // read by the virtual stack while it is open
+      }
+      if (!result.getStack().isVirtual()) labels.delete();
+      result.setTitle(imp.getTitle().replaceAll("\\.(tif|tiff)$", "") + "_cp_masks");
+      result.setLut(glasbey());
+      result.setDisplayRange(0, 255);
+      result.show();
+      IJ.log("Cellpose-SAM: " + masks + " masks in " + imp.getTitle() + " (labels as a virtual stack)");
+      IJ.showStatus("Cellpose-SAM: " + masks + " masks");
+    } catch (IOException e) {
+      throw new BridgeException("Could not write a temporary file: " + e.getMessage());
     }
   }
 

@@ -138,6 +138,31 @@ final class ServerClient {
     return new String(send(req).body(), StandardCharsets.UTF_8);
   }
 
+  /**
+   * POSTs with no body and writes the answer to {@code out} as it streams; returns the
+   * x-cellpose-masks header (the mask count).
+   */
+  String postToFile(String path, java.io.File out) throws BridgeException {
+    HttpRequest req = request(path).POST(HttpRequest.BodyPublishers.noBody()).build();
+    try {
+      HttpResponse<java.nio.file.Path> res = http.send(req, HttpResponse.BodyHandlers.ofFile(out.toPath()));
+      if (res.statusCode() >= 400) {
+        String body = new String(java.nio.file.Files.readAllBytes(out.toPath()), StandardCharsets.UTF_8);
+        String msg = Json.string(body, "message");
+        throw new BridgeException("The Cellpose server refused the request (HTTP " + res.statusCode() + "): "
+            + (msg != null ? msg : body));
+      }
+      return res.headers().firstValue("x-cellpose-masks").orElse("?");
+    } catch (ConnectException e) {
+      throw new BridgeException("No Cellpose server is running at " + base + ".");
+    } catch (IOException e) {
+      throw new BridgeException("Could not talk to the Cellpose server at " + base + ": " + e.getMessage());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new BridgeException("Interrupted while talking to the Cellpose server.");
+    }
+  }
+
   /** Submits an image for segmentation and returns the job id. */
   String submit(byte[] tiff, String fileName, Map<String, String> params) throws BridgeException {
     String answer = postImage("/v1/segment", tiff, fileName, params);

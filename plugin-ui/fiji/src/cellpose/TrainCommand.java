@@ -42,6 +42,7 @@ public class TrainCommand implements PlugIn {
 
   @Override
   public void run(String arg) {
+    CellposeBridge.clearError();
     String server = Prefs.get("cellpose.server", "http://127.0.0.1:8000");
     String token = Prefs.get("cellpose.token", "");
     int[] ids = WindowManager.getIDList();
@@ -86,7 +87,9 @@ public class TrainCommand implements PlugIn {
         IJ.log("Cellpose-SAM: the server now segments with " + trained);
       }
     } catch (BridgeException e) {
-      IJ.error(CellposeBridge.TITLE, e.getMessage());
+      CellposeBridge.report(e.getMessage());
+    } catch (RuntimeException e) {
+      CellposeBridge.report("Unexpected error while training (" + e + "); please report it with the server's log.");
     }
   }
 
