@@ -60,6 +60,8 @@ const ITEM_BYTES: Record<Dtype, number> = {
 interface StorageRef {
   dtype: Dtype;
   key: string;
+  /** elements, as the persistent id declares them */
+  numel: number;
 }
 
 interface TensorRef {
@@ -68,6 +70,9 @@ interface TensorRef {
   shape: number[];
   stride: number[];
 }
+
+/** The largest `data.pkl` read: cpsam's is ~30 KB; the tensors' bytes are not in it. */
+const MAX_PICKLE_BYTES = 64 * 2 ** 20;
 
 const isTensorRef = (v: unknown): v is TensorRef =>
   typeof v === "object" && v !== null && "storage" in v && "stride" in v;
@@ -108,11 +113,16 @@ function findClass(module: string, name: string): unknown {
 function persistentLoad(pid: unknown): StorageRef {
   if (
     !Array.isArray(pid) || pid[0] !== "storage" || typeof pid[1] !== "object" || !pid[1] ||
-    !("dtype" in pid[1]) || typeof pid[2] !== "string"
+    !("dtype" in pid[1]) || typeof pid[2] !== "string" || !Number.isSafeInteger(pid[4]) ||
+    (pid[4] as number) < 0
   ) {
-    throw new CellposeError("BAD_FILE", `checkpoint has an unknown persistent id`, pid);
+    throw new CellposeError(
+      "BAD_FILE",
+      "checkpoint has an unknown persistent id (not ('storage', type, key, location, numel))",
+      Array.isArray(pid) ? String(pid[0]).slice(0, 40) : typeof pid,
+    );
   }
-  return { dtype: (pid[1] as { dtype: Dtype }).dtype, key: pid[2] };
+  return { dtype: (pid[1] as { dtype: Dtype }).dtype, key: pid[2], numel: pid[4] as number };
 }
 
 /** Widens raw little-endian storage bytes to float32. */
@@ -147,9 +157,35 @@ function toFloat32(bytes: Uint8Array, dtype: Dtype): Float32Array {
   }
 }
 
-/** The tensor's elements in C order (a view when it is a contiguous run of the storage). */
-function materialize(t: TensorRef, storage: Float32Array, key: string): NdArray<Float32Array> {
+/**
+ * The tensor's elements in C order (a view when it is a contiguous run of the storage). Checked
+ * before anything is allocated: no negative size or stride, no more elements than its storage
+ * (a zero stride would let a 4-byte storage claim 12000 x 12000), every element inside it;
+ * `willCopy` is told the elements of a strided view before they are copied.
+ */
+function materialize(
+  t: TensorRef,
+  storage: Float32Array,
+  key: string,
+  willCopy: (elements: number) => void,
+): NdArray<Float32Array> {
+  if (t.shape.length !== t.stride.length || [...t.shape, ...t.stride].some((d) => d < 0)) {
+    throw new CellposeError(
+      "BAD_FILE",
+      `tensor ${key} has shape [${t.shape.slice(0, 8)}] and stride [${t.stride.slice(0, 8)}]: ` +
+        "both must be lists of the same length of sizes >= 0",
+      key,
+    );
+  }
   const n = size(t.shape);
+  if (n > storage.length) {
+    throw new CellposeError(
+      "BAD_FILE",
+      `tensor ${key} has ${n} elements (shape [${t.shape.slice(0, 8)}]), more than the ` +
+        `${storage.length} of its storage`,
+      key,
+    );
+  }
   const contiguous = t.shape.every((d, i) => d === 1 || t.stride[i] === strides(t.shape)[i]);
   let last = t.offset;
   for (let i = 0; i < t.shape.length; i++) {
@@ -163,6 +199,7 @@ function materialize(t: TensorRef, storage: Float32Array, key: string): NdArray<
     );
   }
   if (contiguous) return { data: storage.subarray(t.offset, t.offset + n), shape: t.shape };
+  willCopy(n);
   const out = new Float32Array(n);
   const idx = new Array(t.shape.length).fill(0);
   for (let i = 0; i < n; i++) {
@@ -193,13 +230,26 @@ function readFromSource(src: ByteSource): StateDict {
       `zip has no data.pkl (entries: ${
         [...index.keys()].slice(0, 5).join(", ")
       }): not a torch.save file`,
-      [...index.keys()],
+      [...index.keys()].slice(0, 5),
+    );
+  }
+  const pklEntry = index.get(pkl)!;
+  if (pklEntry.size > MAX_PICKLE_BYTES) {
+    throw new CellposeError(
+      "BAD_FILE",
+      `${pkl} declares ${pklEntry.size} bytes; a state dict's pickle is far below the limit ` +
+        `of ${MAX_PICKLE_BYTES}`,
+      pklEntry.size,
     );
   }
   const prefix = pkl.slice(0, pkl.length - "data.pkl".length);
-  const root = readPickle(readZipEntry(src, index.get(pkl)!), { findClass, persistentLoad });
+  const root = readPickle(readZipEntry(src, pklEntry), { findClass, persistentLoad });
   if (!(root instanceof Map)) {
-    throw new CellposeError("BAD_MODEL", "checkpoint does not hold a state dict (a dict)", root);
+    throw new CellposeError(
+      "BAD_MODEL",
+      "checkpoint does not hold a state dict (a dict)",
+      Array.isArray(root) ? "list" : typeof root,
+    );
   }
   const storages = new Map<string, Float32Array>();
   const storageOf = (ref: StorageRef): Float32Array => {
@@ -209,16 +259,38 @@ function readFromSource(src: ByteSource): StateDict {
       if (!entry) {
         throw new CellposeError("BAD_FILE", `checkpoint lacks storage data/${ref.key}`, ref.key);
       }
+      const bytes = ref.numel * ITEM_BYTES[ref.dtype];
+      if (entry.size !== bytes) {
+        throw new CellposeError(
+          "BAD_FILE",
+          `storage data/${ref.key} holds ${entry.size} bytes, but the pickle declares ` +
+            `${ref.numel} ${ref.dtype} elements (${bytes} bytes)`,
+          ref.key,
+        );
+      }
       s = toFloat32(readZipEntry(src, entry), ref.dtype);
       storages.set(ref.key, s);
     }
     return s;
   };
   const sd: StateDict = new Map();
+  // strided views are copied: all of them together may not pass the file's own size
+  let copied = 0;
   for (const [k, v] of root) {
     if (typeof k !== "string" || !isTensorRef(v)) continue;
     const name = k.startsWith("module.") ? k.slice("module.".length) : k;
-    sd.set(name, materialize(v, storageOf(v.storage), name));
+    const t = materialize(v, storageOf(v.storage), name, (n) => {
+      copied += 4 * n;
+      if (copied > 4 * src.size + 2 ** 20) {
+        throw new CellposeError(
+          "BAD_FILE",
+          `strided tensors up to ${name} copy ${copied} bytes, more than 4 x the file's ` +
+            `${src.size}`,
+          name,
+        );
+      }
+    });
+    sd.set(name, t);
   }
   return sd;
 }
@@ -234,7 +306,28 @@ function readFromSource(src: ByteSource): StateDict {
  * ```
  */
 export function readCheckpoint(bytes: Uint8Array): StateDict {
-  return readFromSource(bytesSource(bytes));
+  return asModelError(() => readFromSource(bytesSource(bytes)), "checkpoint");
+}
+
+/**
+ * Runs `read`; any failure (a CellposeError of another code, or a RangeError of a hostile
+ * file) becomes `BAD_MODEL` naming `name`, with the first error as the cause: the CLI exits 3.
+ */
+function asModelError<T>(read: () => T, name: string): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof CellposeError && e.code === "BAD_MODEL") throw e;
+    const why = e instanceof CellposeError
+      ? e.message
+      : `${(e as Error)?.name}: ${(e as Error)?.message ?? e}`;
+    throw new CellposeError(
+      "BAD_MODEL",
+      `${name} is not a readable torch.save state dict: ${why.slice(0, 300)}`,
+      e instanceof CellposeError ? e.code : (e as Error)?.name,
+      { cause: e },
+    );
+  }
 }
 
 /**
@@ -249,9 +342,13 @@ export function readCheckpoint(bytes: Uint8Array): StateDict {
  * ```
  */
 export async function readCheckpointFile(path: string): Promise<StateDict> {
-  const file = await Deno.open(path, { read: true });
+  const file = await Deno.open(path, { read: true }).catch((e) => {
+    throw new CellposeError("MODEL_NOT_FOUND", `cannot open ${path} (${e.message})`, path, {
+      cause: e,
+    });
+  });
   try {
-    return readFromSource(fileSource(file));
+    return asModelError(() => readFromSource(fileSource(file)), path);
   } finally {
     file.close();
   }

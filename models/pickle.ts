@@ -34,6 +34,13 @@ export interface PickleHooks {
 
 const MARK = Symbol("mark");
 
+/**
+ * The most values the reader holds on its stack and in its memo, and the most MARKs open at
+ * once: a state dict needs a few thousand values and a depth of ~4; a list of 300k items or
+ * nesting 200k deep is refused (`BAD_FILE`) before it costs memory or overflows a call stack.
+ */
+export const PICKLE_LIMITS = { values: 100_000, depth: 1_000 } as const;
+
 const OPNAMES: Record<number, string> = {
   0x80: "PROTO",
   0x63: "GLOBAL",
@@ -79,6 +86,27 @@ export function readPickle(bytes: Uint8Array, hooks: PickleHooks): unknown {
   const stack: unknown[] = [];
   const memo = new Map<number, unknown>();
   let pos = 0;
+  let marks = 0;
+  const push = (v: unknown) => {
+    if (stack.length >= PICKLE_LIMITS.values) {
+      throw new CellposeError(
+        "BAD_FILE",
+        `pickle holds more than ${PICKLE_LIMITS.values} values on its stack at offset ${pos}`,
+        pos,
+      );
+    }
+    stack.push(v);
+  };
+  const memoize = (key: number, v: unknown) => {
+    if (memo.size >= PICKLE_LIMITS.values && !memo.has(key)) {
+      throw new CellposeError(
+        "BAD_FILE",
+        `pickle memoizes more than ${PICKLE_LIMITS.values} values (offset ${pos})`,
+        pos,
+      );
+    }
+    memo.set(key, v);
+  };
 
   const need = (n: number) => {
     if (pos + n > bytes.length) {
@@ -107,27 +135,36 @@ export function readPickle(bytes: Uint8Array, hooks: PickleHooks): unknown {
     if (i < 0) throw new CellposeError("BAD_FILE", `pickle has no MARK before ${pos}`, pos);
     const items = stack.splice(i);
     items.shift();
+    marks--;
     return items;
   };
   const top = (): unknown => {
     if (!stack.length) throw new CellposeError("BAD_FILE", `pickle stack underflow at ${pos}`, pos);
     return stack[stack.length - 1];
   };
-  const asMap = (v: unknown): Map<unknown, unknown> => {
+  const tooLong = (what: string, n: number) =>
+    new CellposeError(
+      "BAD_FILE",
+      `pickle ${what} of ${n} items at offset ${pos}: more than ${PICKLE_LIMITS.values}`,
+      n,
+    );
+  const asMap = (v: unknown, adding: number): Map<unknown, unknown> => {
     if (!(v instanceof Map)) {
       throw new CellposeError("BAD_FILE", `pickle SETITEM on a non-dict at ${pos}`, pos);
     }
+    if (v.size + adding > PICKLE_LIMITS.values) throw tooLong("dict", v.size + adding);
     return v;
   };
-  const asList = (v: unknown): unknown[] => {
+  const asList = (v: unknown, adding: number): unknown[] => {
     if (!Array.isArray(v)) {
       throw new CellposeError("BAD_FILE", `pickle APPEND on a non-list at ${pos}`, pos);
     }
+    if (v.length + adding > PICKLE_LIMITS.values) throw tooLong("list", v.length + adding);
     return v;
   };
   const recall = (key: number) => {
     if (!memo.has(key)) throw new CellposeError("BAD_FILE", `pickle memo ${key} is unset`, key);
-    stack.push(memo.get(key));
+    push(memo.get(key));
   };
 
   while (true) {
@@ -141,11 +178,11 @@ export function readPickle(bytes: Uint8Array, hooks: PickleHooks): unknown {
       case 0x63: { // GLOBAL
         const module = line();
         const name = line();
-        stack.push(hooks.findClass(module, name));
+        push(hooks.findClass(module, name));
         break;
       }
       case 0x51: // BINPERSID
-        stack.push(hooks.persistentLoad(pop()));
+        push(hooks.persistentLoad(pop()));
         break;
       case 0x52: { // REDUCE
         const args = pop();
@@ -153,7 +190,10 @@ export function readPickle(bytes: Uint8Array, hooks: PickleHooks): unknown {
         if (typeof fn !== "function" || !Array.isArray(args)) {
           throw new CellposeError("BAD_FILE", `pickle REDUCE needs a callable and a tuple`, pos);
         }
-        stack.push(fn(...args));
+        if (args.length > 16) {
+          throw new CellposeError("BAD_FILE", `pickle REDUCE with ${args.length} arguments`, pos);
+        }
+        push(fn(...args));
         break;
       }
       case 0x62: // BUILD: object state (state dict `_metadata`) is not needed
@@ -161,51 +201,59 @@ export function readPickle(bytes: Uint8Array, hooks: PickleHooks): unknown {
         top();
         break;
       case 0x28: // MARK
-        stack.push(MARK);
+        if (++marks > PICKLE_LIMITS.depth) {
+          throw new CellposeError(
+            "BAD_FILE",
+            `pickle nests more than ${PICKLE_LIMITS.depth} MARKs at offset ${pos - 1}`,
+            pos - 1,
+          );
+        }
+        push(MARK);
         break;
       case 0x74: // TUPLE
-        stack.push(popMark());
+        push(popMark());
         break;
       case 0x85: // TUPLE1
-        stack.push([pop()]);
+        push([pop()]);
         break;
       case 0x86: { // TUPLE2
         const b = pop();
-        stack.push([pop(), b]);
+        push([pop(), b]);
         break;
       }
       case 0x87: { // TUPLE3
         const c = pop();
         const b = pop();
-        stack.push([pop(), b, c]);
+        push([pop(), b, c]);
         break;
       }
       case 0x29: // EMPTY_TUPLE
       case 0x5d: // EMPTY_LIST
-        stack.push([]);
+        push([]);
         break;
       case 0x7d: // EMPTY_DICT
-        stack.push(new Map());
+        push(new Map());
         break;
       case 0x61: { // APPEND
         const v = pop();
-        asList(top()).push(v);
+        asList(top(), 1).push(v);
         break;
       }
       case 0x65: { // APPENDS
         const items = popMark();
-        asList(top()).push(...items);
+        const list = asList(top(), items.length);
+        for (const v of items) list.push(v);
         break;
       }
       case 0x73: { // SETITEM
         const v = pop();
         const k = pop();
-        asMap(top()).set(k, v);
+        asMap(top(), 1).set(k, v);
         break;
       }
       case 0x75: { // SETITEMS
         const items = popMark();
-        const d = asMap(top());
+        const d = asMap(top(), items.length / 2);
         for (let i = 0; i + 1 < items.length; i += 2) d.set(items[i], items[i + 1]);
         break;
       }
@@ -214,22 +262,22 @@ export function readPickle(bytes: Uint8Array, hooks: PickleHooks): unknown {
         const n = view.getUint32(pos, true);
         pos += 4;
         need(n);
-        stack.push(decoder.decode(bytes.subarray(pos, pos + n)));
+        push(decoder.decode(bytes.subarray(pos, pos + n)));
         pos += n;
         break;
       }
       case 0x4a: // BININT
         need(4);
-        stack.push(view.getInt32(pos, true));
+        push(view.getInt32(pos, true));
         pos += 4;
         break;
       case 0x4b: // BININT1
         need(1);
-        stack.push(bytes[pos++]);
+        push(bytes[pos++]);
         break;
       case 0x4d: // BININT2
         need(2);
-        stack.push(view.getUint16(pos, true));
+        push(view.getUint16(pos, true));
         pos += 2;
         break;
       case 0x8a: { // LONG1: little-endian two's complement of n bytes
@@ -241,30 +289,30 @@ export function readPickle(bytes: Uint8Array, hooks: PickleHooks): unknown {
         if (n && bytes[pos + n - 1] & 0x80) v -= 1n << BigInt(8 * n);
         pos += n;
         const small = v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER);
-        stack.push(small ? Number(v) : v);
+        push(small ? Number(v) : v);
         break;
       }
       case 0x47: // BINFLOAT (big-endian double)
         need(8);
-        stack.push(view.getFloat64(pos, false));
+        push(view.getFloat64(pos, false));
         pos += 8;
         break;
       case 0x4e: // NONE
-        stack.push(null);
+        push(null);
         break;
       case 0x88: // NEWTRUE
-        stack.push(true);
+        push(true);
         break;
       case 0x89: // NEWFALSE
-        stack.push(false);
+        push(false);
         break;
       case 0x71: // BINPUT
         need(1);
-        memo.set(bytes[pos++], top());
+        memoize(bytes[pos++], top());
         break;
       case 0x72: // LONG_BINPUT
         need(4);
-        memo.set(view.getUint32(pos, true), top());
+        memoize(view.getUint32(pos, true), top());
         pos += 4;
         break;
       case 0x68: // BINGET

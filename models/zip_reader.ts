@@ -149,12 +149,30 @@ export function readZipIndex(src: ByteSource): Map<string, ZipEntry> {
   return entries;
 }
 
-/** Reads (and, if deflated, inflates) one entry's bytes. */
+/** The most bytes Deflate can inflate an entry to (at most 1032 : 1, plus a block). */
+const maxInflated = (entry: ZipEntry) => entry.compressedSize * 1032 + 1024;
+
+/**
+ * Reads (and, if deflated, inflates) one entry's bytes. Sizes are checked against the file
+ * before anything is allocated: a stored entry holds as many bytes as it declares, a deflated
+ * one at most what Deflate can produce from its compressed bytes (a zip64 entry claiming 2^40
+ * bytes from a few is refused).
+ */
 export function readZipEntry(src: ByteSource, entry: ZipEntry): Uint8Array {
   const h = readExact(src, entry.headerOffset, 30, `local header of ${entry.name}`);
   if (h.getUint32(0, true) !== 0x04034b50) throw notZip(`bad local header of ${entry.name}`);
   const start = entry.headerOffset + 30 + h.getUint16(26, true) + h.getUint16(28, true);
   readExact(src, start + entry.compressedSize, 0, `data of ${entry.name}`);
+  if (
+    entry.method === 0 ? entry.size !== entry.compressedSize : entry.size > maxInflated(entry)
+  ) {
+    throw new CellposeError(
+      "BAD_FILE",
+      `zip entry ${entry.name} declares ${entry.size} bytes from ${entry.compressedSize} ` +
+        (entry.method === 0 ? "stored ones" : "compressed ones: more than Deflate can produce"),
+      entry.size,
+    );
+  }
   const raw = src.read(start, entry.compressedSize);
   if (entry.method === 0) return raw;
   if (entry.method === 8) return inflateSync(raw, { out: new Uint8Array(entry.size) });

@@ -1,70 +1,13 @@
-import { unzipSync, zipSync } from "fflate";
+import { unzipSync } from "fflate";
 import { join } from "node:path";
 import { CellposeError } from "../core/errors.ts";
 import { readCheckpoint, readCheckpointFile } from "../models/checkpoint.ts";
 import { readPickle } from "../models/pickle.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { FIXTURES } from "./fixtures.ts";
+import { PickleWriter, torchZip } from "./torch_zip.ts";
 
 const TINY = join(FIXTURES, "tiny-cpsam.pt");
-
-/** Emits pickle protocol-2 opcodes, as torch.save writes them for a state dict. */
-class PickleWriter {
-  private out: number[] = [0x80, 2];
-  private u32(n: number) {
-    this.out.push(n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, (n >>> 24) & 0xff);
-  }
-  op(...bytes: number[]) {
-    this.out.push(...bytes);
-    return this;
-  }
-  global(module: string, name: string) {
-    return this.op(0x63, ...new TextEncoder().encode(`${module}\n${name}\n`));
-  }
-  str(s: string) {
-    const b = new TextEncoder().encode(s);
-    this.out.push(0x58);
-    this.u32(b.length);
-    return this.op(...b);
-  }
-  int(n: number) {
-    if (n < 256) return this.op(0x4b, n);
-    this.out.push(0x4a);
-    this.u32(n);
-    return this;
-  }
-  ints(xs: number[]) {
-    this.op(0x28);
-    xs.forEach((x) => this.int(x));
-    return this.op(0x74);
-  }
-  /** `key: _rebuild_tensor_v2(storage(type, skey, numel), offset, shape, stride, False, OrderedDict())` */
-  tensor(
-    key: string,
-    storageType: string,
-    skey: string,
-    numel: number,
-    shape: number[],
-    stride: number[],
-  ) {
-    this.str(key).global("torch._utils", "_rebuild_tensor_v2").op(0x28);
-    this.op(0x28).str("storage").global("torch", storageType).str(skey).str("cpu").int(numel);
-    this.op(0x74, 0x51).int(0).ints(shape).ints(stride).op(0x89);
-    return this.global("collections", "OrderedDict").op(0x29, 0x52, 0x74, 0x52);
-  }
-  bytes() {
-    return new Uint8Array(this.out);
-  }
-}
-
-function torchZip(pickle: Uint8Array, storages: Record<string, Uint8Array>): Uint8Array {
-  const files: Record<string, [Uint8Array, { level: 0 }]> = {
-    "archive/data.pkl": [pickle, { level: 0 }],
-    "archive/version": [new TextEncoder().encode("3\n"), { level: 0 }],
-  };
-  for (const [k, v] of Object.entries(storages)) files[`archive/data/${k}`] = [v, { level: 0 }];
-  return zipSync(files);
-}
 
 const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
@@ -115,21 +58,21 @@ Deno.test("readCheckpoint widens half and bfloat16, strips module., follows stri
   assertEquals(Array.from(sd.get("s")!.data), [0, 1]);
 });
 
-Deno.test("a truncated or non-zip checkpoint is a BAD_FILE error", async () => {
+Deno.test("a truncated or non-zip checkpoint is a BAD_MODEL error saying why", async () => {
   const tiny = await Deno.readFile(TINY);
   const e1 = assertThrows(() => readCheckpoint(tiny.subarray(0, 100_000)), CellposeError);
-  assertEquals(e1.code, "BAD_FILE");
+  assertEquals(e1.code, "BAD_MODEL");
   assert(/truncated|not a zip/.test(e1.message), e1.message);
   const e2 = assertThrows(
     () => readCheckpoint(new TextEncoder().encode("<html>404 not found</html>")),
     CellposeError,
     "torch.save",
   );
-  assertEquals(e2.code, "BAD_FILE");
+  assertEquals(e2.code, "BAD_MODEL");
   const tmp = await Deno.makeTempFile({ suffix: ".pt" });
   await Deno.writeFile(tmp, tiny.subarray(0, tiny.length - 50));
   const e3 = await assertRejects(() => readCheckpointFile(tmp), CellposeError);
-  assertEquals(e3.code, "BAD_FILE");
+  assertEquals(e3.code, "BAD_MODEL");
   await Deno.remove(tmp);
   // storage shorter than the tensor claims
   const p = new PickleWriter().global("collections", "OrderedDict").op(0x29, 0x52, 0x28)
@@ -137,16 +80,24 @@ Deno.test("a truncated or non-zip checkpoint is a BAD_FILE error", async () => {
   const e4 = assertThrows(
     () => readCheckpoint(torchZip(p.bytes(), { "0": new Uint8Array(12) })),
     CellposeError,
-    "reads past its storage",
+    "storage data/0 holds 12 bytes, but the pickle declares 8 f32 elements (32 bytes)",
   );
-  assertEquals(e4.code, "BAD_FILE");
+  assertEquals(e4.code, "BAD_MODEL");
+  // a strided view past the end of its storage
+  const q = new PickleWriter().beginDict().tensor("w", "FloatStorage", "0", 3, [3], [2]).endDict();
+  const e5 = assertThrows(
+    () => readCheckpoint(torchZip(q.bytes(), { "0": new Uint8Array(12) })),
+    CellposeError,
+    "tensor w reads past its storage (3 elements)",
+  );
+  assertEquals(e5.code, "BAD_MODEL");
 });
 
-Deno.test("an unknown pickle opcode is an UNSUPPORTED error naming it", () => {
+Deno.test("an unknown pickle opcode is an error naming it", () => {
   // STACK_GLOBAL (0x93, protocol 4) is outside the state-dict subset
   const p = new PickleWriter().str("collections").str("OrderedDict").op(0x93, 0x2e);
   const e = assertThrows(() => readCheckpoint(torchZip(p.bytes(), {})), CellposeError, "0x93");
-  assertEquals(e.code, "UNSUPPORTED");
+  assertEquals([e.code, e.value], ["BAD_MODEL", "UNSUPPORTED"]);
   const hooks = { findClass: () => null, persistentLoad: () => null };
   assertThrows(
     () => readPickle(new Uint8Array([0x80, 2, 0x58, 9, 0, 0]), hooks),

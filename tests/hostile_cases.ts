@@ -3,6 +3,7 @@
  * or balloon a naive reader. Used by the hostile-input tests and `deno task bench fuzz`.
  */
 import { Zlib } from "fflate";
+import { PickleWriter, torchZip, zip64Claim } from "./torch_zip.ts";
 
 /** One hostile input: its file name and bytes, and what a reader must answer. */
 export interface HostileCase {
@@ -10,7 +11,7 @@ export interface HostileCase {
   file: string;
   bytes: Uint8Array;
   /** the CellposeError code a reader must give */
-  code: "BAD_FILE" | "TOO_LARGE";
+  code: "BAD_FILE" | "TOO_LARGE" | "BAD_MODEL";
   /** a part of the message */
   message: RegExp;
 }
@@ -191,6 +192,49 @@ export function hostileImages(): HostileCase[] {
       bytes: jpegHuge(10000),
       code: "BAD_FILE",
       message: /declares 10000 x 10000 pixels, which need at least 195313 bytes/,
+    },
+  ];
+}
+
+/**
+ * The hostile checkpoints (`.pt`), one per class of the hardening issue: a 4-byte storage read
+ * as 12000 x 12000 through zero strides, a zip64 entry claiming 2^40 bytes, a pickle list of
+ * 300 000 items.
+ */
+export function hostileCheckpoints(): HostileCase[] {
+  const zeroStride = new PickleWriter().beginDict()
+    .tensor("w", "FloatStorage", "0", 1, [12000, 12000], [0, 0]).endDict();
+  const huge = new PickleWriter().beginDict()
+    .tensor("w", "FloatStorage", "0", 2 ** 38, [2 ** 38], [1]).endDict();
+  const list = new PickleWriter().op(0x5d, 0x28);
+  for (let i = 0; i < 300_000; i++) list.op(0x4b, 0);
+  list.op(0x65, 0x2e);
+  return [
+    {
+      name: "checkpoint with a zero-stride 12000 x 12000 tensor",
+      file: "zero_stride.pt",
+      bytes: torchZip(zeroStride.bytes(), { "0": new Uint8Array(4) }),
+      code: "BAD_MODEL",
+      message: /tensor w has 144000000 elements \(shape \[12000,12000\]\), more than the 1 of/,
+    },
+    {
+      name: "checkpoint whose zip64 entry claims 2^40 bytes",
+      file: "zip64_claim.pt",
+      bytes: zip64Claim(
+        { "archive/data.pkl": huge.bytes(), "archive/version": new TextEncoder().encode("3\n") },
+        "archive/data/0",
+        new Uint8Array(1024),
+        2 ** 40,
+      ),
+      code: "BAD_MODEL",
+      message: /zip entry archive\/data\/0 declares 1099511627776 bytes from \d+ compressed/,
+    },
+    {
+      name: "checkpoint whose pickle is a list of 300 000 items",
+      file: "pickle_list.pt",
+      bytes: torchZip(list.bytes(), {}),
+      code: "BAD_MODEL",
+      message: /pickle holds more than 100000 values on its stack/,
     },
   ];
 }

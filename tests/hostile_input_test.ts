@@ -5,11 +5,13 @@
  * peak RSS growing by less than 256 MB.
  */
 import { join } from "node:path";
-import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { FIXTURES, REPO } from "./fixtures.ts";
-import { hostileImages } from "./hostile_cases.ts";
+import { hostileCheckpoints, hostileImages } from "./hostile_cases.ts";
 import { CellposeError } from "../core/errors.ts";
 import { readImage } from "../io/image.ts";
+import { readCheckpoint } from "../models/checkpoint.ts";
+import { encodePng } from "../io/png.ts";
 
 const MB = 2 ** 20;
 const PEAK_GROWTH = 256 * MB;
@@ -39,8 +41,22 @@ for (const c of hostileImages()) {
   });
 }
 
+for (const c of hostileCheckpoints()) {
+  Deno.test(`hostile input, library: ${c.name} gives ${c.code}, fast and small`, () => {
+    const before = peakRss();
+    const t0 = performance.now();
+    const e = assertThrows(() => readCheckpoint(c.bytes), CellposeError);
+    const ms = performance.now() - t0;
+    assertEquals(e.code, c.code, e.message);
+    assert(c.message.test(e.message), e.message);
+    assert(ms < 5000, `${c.file}: ${ms} ms`);
+    const growth = peakRss() - before;
+    assert(growth < PEAK_GROWTH, `${c.file}: peak RSS grew by ${growth / MB} MB`);
+  });
+}
+
 /** Runs `cellpose segment file` and follows its peak RSS until it exits. */
-async function segmentCli(file: string, cache: string) {
+async function segmentCli(file: string, cache: string, model = join(cache, "tiny-cpsam.pt")) {
   const p = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -49,7 +65,7 @@ async function segmentCli(file: string, cache: string) {
       "segment",
       file,
       "--pretrained_model",
-      join(cache, "tiny-cpsam.pt"),
+      model,
       "--savedir",
       join(cache, "out"),
       "--save_tif",
@@ -97,5 +113,33 @@ Deno.test("hostile input, CLI: each file fails alone with its message, fast and 
     }
   } finally {
     await Deno.remove(cache, { recursive: true });
+  }
+});
+
+Deno.test("hostile input, CLI: each hostile checkpoint exits 3 with its message, fast and small", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hostile_checkpoint_test_" });
+  try {
+    const image = join(dir, "cells.png");
+    await Deno.writeFile(image, encodePng({ data: new Uint8Array(32 * 32), shape: [32, 32] }));
+    // the baseline: the same command with a plainly broken checkpoint
+    await Deno.writeFile(join(dir, "broken.pt"), new TextEncoder().encode("not a zip"));
+    const base = await segmentCli(image, dir, join(dir, "broken.pt"));
+    assertEquals(base.code, 3, base.stderr);
+    for (const c of hostileCheckpoints()) {
+      const model = join(dir, c.file);
+      await Deno.writeFile(model, c.bytes);
+      const r = await segmentCli(image, dir, model);
+      assertEquals(r.code, 3, `${c.file}: ${r.stderr}`);
+      assert(c.message.test(r.stderr), `${c.file}: ${r.stderr}`);
+      assert(!/RangeError/.test(r.stderr), r.stderr);
+      assert(r.ms < base.ms + 10_000, `${c.file}: ${r.ms} ms (baseline ${base.ms} ms)`);
+      const growth = r.peak - base.peak;
+      assert(
+        growth < PEAK_GROWTH,
+        `${c.file}: peak RSS ${r.peak / MB} MB, baseline ${base.peak / MB} MB`,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
