@@ -20,6 +20,7 @@
 import { basename, join, resolve } from "node:path";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import { transpose } from "../core/transpose.ts";
+import { partialPath } from "../io/label_sink.ts";
 import type { SegmentResult } from "../core/types.ts";
 import {
   encodeLabels,
@@ -172,7 +173,9 @@ export interface OutputContext {
 /**
  * Writes the outputs that `args` asks for. Outputs made for 2D images (PNG labels, outlines) are
  * skipped for stacks, with the reason. Unlike cellpose, `--savedir` also takes `_seg.npy` and the
- * ROI set, so images in read-only folders can be segmented. (Example: the module doc.)
+ * ROI set, so images in read-only folders can be segmented. Each file is written under a hidden
+ * temporary name and all are renamed once every one is written: a failure (a full disk, a folder
+ * in the way) leaves none of the image's outputs behind. (Example: the module doc.)
  */
 export async function writeOutputs(
   imagePath: string,
@@ -187,52 +190,72 @@ export async function writeOutputs(
   const flat = masks.shape.length === 2;
   const written: string[] = [];
   const skipped: string[] = [];
+  // each file is written under a hidden temporary name; all are renamed once every one is
+  // written, so a failure half-way leaves none of this image's outputs behind
+  const staged: [partial: string, path: string][] = [];
   const write = async (path: string, bytes: Uint8Array | string) => {
-    if (typeof bytes === "string") await Deno.writeTextFile(path, bytes);
-    else await Deno.writeFile(path, bytes);
-    written.push(path);
+    const partial = partialPath(path);
+    staged.push([partial, path]);
+    if (typeof bytes === "string") await Deno.writeTextFile(partial, bytes);
+    else await Deno.writeFile(partial, bytes);
   };
-  const flatOnly = (flag: string) => {
-    if (!flat) skipped.push(`${flag}: for 2D images only (masks [${masks.shape}])`);
-    return flat;
-  };
-  const aligned = alignedImage(context.image, masks, context.channelAxis);
-  if (!args.no_npy) {
-    await write(
-      inSavedir(names.seg),
-      encodeSegNpy({
-        masks,
-        filename: resolve(imagePath),
-        flows: flat ? result.flows : undefined,
-        cellprob: flat ? result.cellprob : undefined,
-        diameter: context.diameter,
-      }),
-    );
-  }
-  if (args.save_tif) await write(names.masksTif, encodeLabels(masks, "tif"));
-  if (args.save_png && flatOnly("--save_png")) {
-    await write(names.masksPng, encodeLabels(masks, "png"));
-  }
-  if (args.save_txt && flatOnly("--save_txt")) {
-    await write(names.outlinesTxt, outlinesText(masksToOutlines(masks)));
-  }
-  if (args.save_outlines && flatOnly("--save_outlines")) {
-    if (aligned) {
-      await write(
-        names.overlayPng,
-        outlineOverlayPng(aligned.image, masks, { channelAxis: aligned.channelAxis }),
-      );
-    } else skipped.push(`--save_outlines: image [${context.image.shape}] does not match the masks`);
-  }
-  if (args.save_rois) await write(inSavedir(names.rois), encodeRoiZip(masks));
-  if (args.save_flows) {
-    const { array, axes } = flowsForTiff(result.flows);
-    await write(names.dpTif, encodeTiff(array, { axes, compression: "deflate" }));
-    await write(names.cellprobTif, encodeTiff(result.cellprob, { compression: "deflate" }));
-  }
-  if (args.save_csv) {
-    const stats = maskStats(masks, aligned?.image, { channelAxis: aligned?.channelAxis });
-    await write(names.statsCsv, statsCsv(stats));
+  try {
+    await writeChosen();
+    for (const [partial, path] of staged) {
+      await Deno.rename(partial, path);
+      written.push(path);
+    }
+  } catch (e) {
+    for (const [partial] of staged) await Deno.remove(partial).catch(() => {});
+    for (const path of written) await Deno.remove(path).catch(() => {});
+    throw e;
   }
   return { written, skipped };
+
+  async function writeChosen() {
+    const flatOnly = (flag: string) => {
+      if (!flat) skipped.push(`${flag}: for 2D images only (masks [${masks.shape}])`);
+      return flat;
+    };
+    const aligned = alignedImage(context.image, masks, context.channelAxis);
+    if (!args.no_npy) {
+      await write(
+        inSavedir(names.seg),
+        encodeSegNpy({
+          masks,
+          filename: resolve(imagePath),
+          flows: flat ? result.flows : undefined,
+          cellprob: flat ? result.cellprob : undefined,
+          diameter: context.diameter,
+        }),
+      );
+    }
+    if (args.save_tif) await write(names.masksTif, encodeLabels(masks, "tif"));
+    if (args.save_png && flatOnly("--save_png")) {
+      await write(names.masksPng, encodeLabels(masks, "png"));
+    }
+    if (args.save_txt && flatOnly("--save_txt")) {
+      await write(names.outlinesTxt, outlinesText(masksToOutlines(masks)));
+    }
+    if (args.save_outlines && flatOnly("--save_outlines")) {
+      if (aligned) {
+        await write(
+          names.overlayPng,
+          outlineOverlayPng(aligned.image, masks, { channelAxis: aligned.channelAxis }),
+        );
+      } else {skipped.push(
+          `--save_outlines: image [${context.image.shape}] does not match the masks`,
+        );}
+    }
+    if (args.save_rois) await write(inSavedir(names.rois), encodeRoiZip(masks));
+    if (args.save_flows) {
+      const { array, axes } = flowsForTiff(result.flows);
+      await write(names.dpTif, encodeTiff(array, { axes, compression: "deflate" }));
+      await write(names.cellprobTif, encodeTiff(result.cellprob, { compression: "deflate" }));
+    }
+    if (args.save_csv) {
+      const stats = maskStats(masks, aligned?.image, { channelAxis: aligned?.channelAxis });
+      await write(names.statsCsv, statsCsv(stats));
+    }
+  }
 }

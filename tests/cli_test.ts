@@ -272,6 +272,33 @@ Deno.test("cli: a corrupt file in a folder is reported, the others are done (exi
   for (const f of ["a_seg.npy", "c_seg.npy"]) await Deno.stat(join(dir, f));
 });
 
+Deno.test("cli: an image whose last output cannot be written leaves none of its outputs behind", async () => {
+  const savedir = join(work, "blocked");
+  // a folder where the CSV would go: every other output is written, then the image fails
+  await Deno.mkdir(join(savedir, "a_stats_cp_masks.csv", "x"), { recursive: true });
+  const png = join(work, "a.png");
+  await Deno.copyFile(join(DATA, "dsb2018", "00071198d059.png"), png);
+  const r = await cli([
+    "segment",
+    png,
+    ...tiny,
+    "--savedir",
+    savedir,
+    "--json",
+    "--save_tif",
+    "--save_rois",
+    "--save_csv",
+  ]);
+  assertEquals(r.code, 1, r.stderr);
+  assert(jsonLines(r.stdout)[0].error, r.stdout);
+  const left = [...Deno.readDirSync(savedir)].map((d) => d.name);
+  assertEquals(
+    left,
+    ["a_stats_cp_masks.csv"],
+    "no _seg.npy, _cp_masks.tif, _rois.zip, no partials",
+  );
+});
+
 Deno.test("cli: a missing model exits 3 and says how to get the weights", async () => {
   const image = join(DATA, "dsb2018", "00071198d059.png");
   const missing = await cli(["segment", image, "--pretrained_model", join(work, "nope.pt")]);
