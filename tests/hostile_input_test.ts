@@ -1,30 +1,24 @@
 /**
- * The hostile image files of `hostile_cases.ts` (a TIFF directory loop, Deflate / PackBits /
- * LZW / PNG compression bombs, a JPEG declaring 10000 x 10000) through the library and the CLI:
- * each refused with its code and a message saying why, in bounded time, and with the process's
- * peak RSS growing by less than 256 MB.
+ * The hostile files of `hostile_cases.ts` (a TIFF directory loop, Deflate / PackBits / LZW / PNG
+ * compression bombs, a JPEG declaring 10000 x 10000, checkpoints with a zero-stride tensor, a
+ * zip64 claim of 2^40 bytes and a pickle list of 300 000 items) through the library, the CLI (a
+ * subprocess) and the server's `POST /v1/segment` (a server process): each refused with its
+ * code or status and a message saying why, in bounded time, and with the process's peak RSS
+ * growing by less than 256 MB. `deno task bench fuzz` measures the same runs in a table.
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
-import { FIXTURES, REPO } from "./fixtures.ts";
+import { FIXTURES } from "./fixtures.ts";
 import { hostileCheckpoints, hostileImages } from "./hostile_cases.ts";
+import { healthDuring, peakRss, postSegment, quantile, segmentCli } from "./hostile_runs.ts";
+import { spawnServer } from "./server_process.ts";
 import { CellposeError } from "../core/errors.ts";
 import { readImage } from "../io/image.ts";
-import { readCheckpoint } from "../models/checkpoint.ts";
 import { encodePng } from "../io/png.ts";
+import { readCheckpoint } from "../models/checkpoint.ts";
 
 const MB = 2 ** 20;
 const PEAK_GROWTH = 256 * MB;
-
-/** Peak resident memory (VmHWM) of a process, in bytes; 0 where /proc is missing. */
-export function peakRss(pid: number | "self" = "self"): number {
-  try {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
-  } catch {
-    return 0;
-  }
-}
 
 for (const c of hostileImages()) {
   Deno.test(`hostile input, library: ${c.name} gives ${c.code}, fast and small`, async () => {
@@ -55,64 +49,35 @@ for (const c of hostileCheckpoints()) {
   });
 }
 
-/** Runs `cellpose segment file` and follows its peak RSS until it exits. */
-async function segmentCli(file: string, cache: string, model = join(cache, "tiny-cpsam.pt")) {
-  const p = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      join(REPO, "cli", "main.ts"),
-      "segment",
-      file,
-      "--pretrained_model",
-      model,
-      "--savedir",
-      join(cache, "out"),
-      "--save_tif",
-    ],
-    env: { CELLPOSE_LOCAL_MODELS_PATH: cache, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let peak = 0;
-  const poll = setInterval(() => (peak = Math.max(peak, peakRss(p.pid))), 20);
-  const kill = setTimeout(() => p.kill("SIGKILL"), 120_000);
-  const t0 = performance.now();
-  const out = await p.output();
-  const ms = performance.now() - t0;
-  clearInterval(poll), clearTimeout(kill);
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr), ms, peak };
-}
-
-Deno.test("hostile input, CLI: each file fails alone with its message, fast and small", async () => {
-  const cache = await Deno.makeTempDir({ prefix: "hostile_input_test_" });
+Deno.test("hostile input, CLI: each image fails alone with its message, fast and small", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hostile_input_test_" });
   try {
-    await Deno.copyFile(join(FIXTURES, "tiny-cpsam.pt"), join(cache, "tiny-cpsam.pt"));
+    const model = join(dir, "tiny-cpsam.pt");
+    await Deno.copyFile(join(FIXTURES, "tiny-cpsam.pt"), model);
     // the baseline: the same command on a plainly broken 8-byte TIFF
-    await Deno.writeFile(
-      join(cache, "broken.tif"),
-      new Uint8Array([0x49, 0x49, 42, 0, 8, 0, 0, 0]),
-    );
-    const base = await segmentCli(join(cache, "broken.tif"), cache);
-    assertEquals(base.code, 1, base.stderr);
+    await Deno.writeFile(join(dir, "broken.tif"), new Uint8Array([0x49, 0x49, 42, 0, 8, 0, 0, 0]));
+    const base = await segmentCli(join(dir, "broken.tif"), dir, model);
+    assertEquals(base.status, 1, base.text);
     for (const c of hostileImages()) {
-      const file = join(cache, c.file);
+      const file = join(dir, c.file);
       await Deno.writeFile(file, c.bytes);
-      const r = await segmentCli(file, cache);
-      assertEquals(r.code, 1, `${c.file}: ${r.stderr}`);
-      assert(c.message.test(r.stderr), `${c.file}: ${r.stderr}`);
+      const r = await segmentCli(file, dir, model);
+      assertEquals(r.status, 1, `${c.file}: ${r.killed ?? ""} ${r.text}`);
+      assert(c.message.test(r.text), `${c.file}: ${r.text}`);
       assert(r.ms < base.ms + 10_000, `${c.file}: ${r.ms} ms (baseline ${base.ms} ms)`);
-      const growth = r.peak - base.peak;
+      const growth = r.peakBytes - base.peakBytes;
       assert(
         growth < PEAK_GROWTH,
-        `${c.file}: peak RSS ${r.peak / MB} MB, baseline ${base.peak / MB} MB`,
+        `${c.file}: peak RSS ${r.peakBytes / MB} MB, baseline ${base.peakBytes / MB} MB`,
       );
-      const left = [...Deno.readDirSync(cache)].map((d) => d.name);
-      assert(!left.includes("out") || [...Deno.readDirSync(join(cache, "out"))].length === 0);
+      const out = join(dir, "out");
+      const left = [...Deno.readDirSync(dir)].some((d) => d.name === "out")
+        ? [...Deno.readDirSync(out)].map((d) => d.name)
+        : [];
+      assertEquals(left, [], `${c.file} left outputs behind`);
     }
   } finally {
-    await Deno.remove(cache, { recursive: true });
+    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -124,22 +89,51 @@ Deno.test("hostile input, CLI: each hostile checkpoint exits 3 with its message,
     // the baseline: the same command with a plainly broken checkpoint
     await Deno.writeFile(join(dir, "broken.pt"), new TextEncoder().encode("not a zip"));
     const base = await segmentCli(image, dir, join(dir, "broken.pt"));
-    assertEquals(base.code, 3, base.stderr);
+    assertEquals(base.status, 3, base.text);
     for (const c of hostileCheckpoints()) {
       const model = join(dir, c.file);
       await Deno.writeFile(model, c.bytes);
       const r = await segmentCli(image, dir, model);
-      assertEquals(r.code, 3, `${c.file}: ${r.stderr}`);
-      assert(c.message.test(r.stderr), `${c.file}: ${r.stderr}`);
-      assert(!/RangeError/.test(r.stderr), r.stderr);
+      assertEquals(r.status, 3, `${c.file}: ${r.killed ?? ""} ${r.text}`);
+      assert(c.message.test(r.text), `${c.file}: ${r.text}`);
+      assert(!/RangeError/.test(r.text), r.text);
       assert(r.ms < base.ms + 10_000, `${c.file}: ${r.ms} ms (baseline ${base.ms} ms)`);
-      const growth = r.peak - base.peak;
+      const growth = r.peakBytes - base.peakBytes;
       assert(
         growth < PEAK_GROWTH,
-        `${c.file}: peak RSS ${r.peak / MB} MB, baseline ${base.peak / MB} MB`,
+        `${c.file}: peak RSS ${r.peakBytes / MB} MB, baseline ${base.peakBytes / MB} MB`,
       );
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "hostile input, server: POST /v1/segment of each image is a 4xx with its message, " +
+    "fast and small, health responsive",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const server = await spawnServer();
+    try {
+      for (const c of hostileImages()) {
+        const run = postSegment(server, c);
+        const health = await healthDuring(server.url, run);
+        const r = await run;
+        const status = c.code === "TOO_LARGE" ? 413 : 422;
+        assertEquals(r.status, status, `${c.file}: ${r.killed ?? ""} ${r.text.slice(0, 300)}`);
+        assert(c.message.test(r.text), `${c.file}: ${r.text.slice(0, 300)}`);
+        assert(r.text.length < 2000, `${c.file}: an answer of ${r.text.length} characters`);
+        assert(r.ms < 10_000, `${c.file}: ${r.ms} ms`);
+        assert(r.peakBytes < PEAK_GROWTH, `${c.file}: peak RSS grew ${r.peakBytes / MB} MB`);
+        assert(quantile(health, 1) < 2000, `${c.file}: health up to ${quantile(health, 1)} ms`);
+      }
+      // and the server still segments
+      const ok = await fetch(`${server.url}/v1/health`);
+      assertEquals(ok.status, 200, await ok.text());
+    } finally {
+      await server.stop();
+    }
+  },
 });
