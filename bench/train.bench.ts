@@ -5,11 +5,13 @@
  * peak RSS is per case), next to PyTorch's own step time for the same model on this machine
  * (TRAIN-MANIFEST `pytorch_train_step_seconds`, PyTorch 1.13 CPU, 2 threads) as a ratio.
  * WebGPU rows run with `CELLPOSE_BENCH_WEBGPU=1` (on a software adapter they take minutes).
- * Layer drop is off, as in PyTorch's measurement.
+ * CPU s/step is the process CPU time of a step (all threads), for a loaded machine. Layer drop is
+ * off, as in PyTorch's measurement.
  *
  * @module
  */
 import { join } from "node:path";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { readCheckpointFile, type StateDict } from "../models/checkpoint.ts";
 import { initCpsam } from "../models/cpsam_init.ts";
@@ -54,14 +56,20 @@ async function child(index: number, device: TrainDevice) {
     shape: [1, 3, 256, 256],
   };
   const times: number[] = [];
+  const cpu: number[] = [];
   for (let s = 0; s <= c.steps; s++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const r = await net.lossAndGradients(images, labels);
     opt.step(r.grads, 1e-5);
-    if (s > 0) times.push((performance.now() - t0) / 1000);
+    const dc = process.cpuUsage(c0);
+    if (s > 0) {
+      times.push((performance.now() - t0) / 1000);
+      cpu.push((dc.user + dc.system) / 1e6);
+    }
   }
   await net.release();
-  console.log(JSON.stringify({ times, rss: peakRssMiB(), params: net.trainable.length }));
+  console.log(JSON.stringify({ times, cpu, rss: peakRssMiB(), params: net.trainable.length }));
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
@@ -74,8 +82,8 @@ export default async function main() {
     ? ["cpu", "webgpu"]
     : ["cpu"];
   const self = fileURLToPath(import.meta.url);
-  console.log("| model | device | s/step | peak RSS | PyTorch s/step | ratio |");
-  console.log("| --- | --- | --- | --- | --- | --- |");
+  console.log("| model | device | s/step | CPU s/step | peak RSS | PyTorch s/step | ratio |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- |");
   for (const device of devices) {
     for (let i = 0; i < CASES.length; i++) {
       const c = CASES[i];
@@ -87,7 +95,7 @@ export default async function main() {
       const text = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1) ?? "";
       if (!out.success || !text.startsWith("{")) {
         const err = new TextDecoder().decode(out.stderr).trim().split("\n").at(-1);
-        console.log(`| ${c.name} | ${device} | failed: ${err} | | | |`);
+        console.log(`| ${c.name} | ${device} | failed: ${err} | | | | |`);
         continue;
       }
       const r = JSON.parse(text);
@@ -97,9 +105,9 @@ export default async function main() {
         ? `${(s / pt).toFixed(2)}x (vs all blocks)`
         : `${(s / pt).toFixed(2)}x`;
       console.log(
-        `| ${c.name} | ${device} | ${s.toFixed(2)} | ${Math.round(r.rss)} MiB | ${
-          pt.toFixed(2)
-        } | ${ratio} |`,
+        `| ${c.name} | ${device} | ${s.toFixed(2)} | ${median(r.cpu).toFixed(2)} | ${
+          Math.round(r.rss)
+        } MiB | ${pt.toFixed(2)} | ${ratio} |`,
       );
     }
   }
