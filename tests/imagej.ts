@@ -29,14 +29,16 @@ export async function imagejHome(prefix: string): Promise<string> {
 
 /**
  * Runs `macro` in ImageJ (home from {@link imagejHome}) until the file `done` is written (the
- * macro's last step before `run("Quit")`), then stops ImageJ. Throws with the macro thread's stack
- * when ImageJ exits early or `timeoutMs` passes.
+ * macro's last step before `run("Quit")`), gives ImageJ 15 s to quit, then stops it. Throws with
+ * the macro thread's stack when ImageJ exits early or `timeoutMs` passes. `javaArgs` go before
+ * `-jar` (e.g. `-Djava.io.tmpdir=...`).
  */
 export async function runMacro(
   home: string,
   macro: string,
   done: string,
   timeoutMs: number,
+  javaArgs: string[] = [],
 ): Promise<void> {
   const macroFile = join(home, "test.ijm");
   await Deno.writeTextFile(macroFile, macro);
@@ -50,6 +52,7 @@ export async function runMacro(
       "-Xmx1g",
       `-Duser.home=${home}`,
       `-Dplugins.dir=${home}`,
+      ...javaArgs,
       "-jar",
       IJ_JAR,
       "-macro",
@@ -71,6 +74,8 @@ export async function runMacro(
     else await new Promise((r) => setTimeout(r, 250));
   }
   if (failure && !exited) await threadDump(proc.pid);
+  const quitBy = Date.now() + 15_000; // run("Quit")
+  while (!failure && !exited && Date.now() < quitBy) await new Promise((r) => setTimeout(r, 100));
   try {
     Deno.kill(-proc.pid, "SIGKILL"); // the session: xvfb-run, Xvfb and java
   } catch { /* already gone */ }

@@ -13,6 +13,7 @@ import ij.plugin.Duplicator;
 import ij.plugin.PlugIn;
 import ij.plugin.frame.RoiManager;
 import ij.process.LUT;
+import ij.util.Tools;
 import java.awt.Color;
 import java.io.File;
 import java.io.IOException;
@@ -27,13 +28,18 @@ import java.util.Map;
  * a 16-bit label image and one polygon ROI per mask in the ROI Manager.
  *
  * <p>Macro use: {@code run("Segment...", "server=http://127.0.0.1:8000 model=nuclei diameter=0
- * flow_threshold=0.4 cellprob_threshold=0 min_size=15");}
+ * flow_threshold=0.4 cellprob_threshold=0 min_size=15 send=64 give=600");} ({@code send}: images
+ * above this many megapixels go by file path; {@code give}: seconds without progress before a job
+ * is given up). Errors go to the Log (and a dialog unless a macro runs); a macro reads the last
+ * one with {@code call("cellpose.CellposeBridge.lastError")} ("" after a success).
  */
 public class CellposeBridge implements PlugIn {
   static final String TITLE = "Cellpose-SAM";
   private static final String PREF = "cellpose.";
   private static Thread connection;
   private static volatile String lastError = "";
+  /** a job's label TIFF or ROI zip is read up to this size */
+  private static final long MAX_RESULT = 4L << 30;
 
   /** Parameters shared by "Segment" (last settings) and "Segment..." (dialog). */
   static final class Settings {
@@ -48,6 +54,8 @@ public class CellposeBridge implements PlugIn {
     boolean do3D = Prefs.get(PREF + "do_3D", false);
     /** images above this many megapixels are not sent: the server reads their file (its --data_dir) */
     double sendMaxMegapixels = Prefs.get(PREF + "send_max_mp", 64);
+    /** a job whose status and progress stay the same this long is given up (cancelled) */
+    double stallSeconds = Prefs.get(PREF + "stall_s", 600);
 
     void save() {
       Prefs.set(PREF + "server", server);
@@ -59,6 +67,7 @@ public class CellposeBridge implements PlugIn {
       Prefs.set(PREF + "min_size", minSize);
       Prefs.set(PREF + "do_3D", do3D);
       Prefs.set(PREF + "send_max_mp", sendMaxMegapixels);
+      Prefs.set(PREF + "stall_s", stallSeconds);
     }
 
     Map<String, String> params() {
@@ -94,6 +103,7 @@ public class CellposeBridge implements PlugIn {
           if (options != null) {
             s.server = Macro.getValue(options, "server", s.server);
             s.model = Macro.getValue(options, "model", s.model);
+            s.stallSeconds = Tools.parseDouble(Macro.getValue(options, "give", ""), s.stallSeconds);
           }
           segment(WindowManager.getCurrentImage(), s);
       }
@@ -136,6 +146,7 @@ public class CellposeBridge implements PlugIn {
     gd.addNumericField("Minimum size", s.minSize, 0, 6, "px");
     gd.addCheckbox("3D (whole stack)", s.do3D);
     gd.addNumericField("Send images up to", s.sendMaxMegapixels, 1, 6, "megapixels (larger: by file path)");
+    gd.addNumericField("Give up after no progress for", s.stallSeconds, 0, 6, "s");
     gd.addHelp("https://github.com/MouseLand/cellpose");
     gd.showDialog();
     if (gd.wasCanceled()) return false;
@@ -148,6 +159,7 @@ public class CellposeBridge implements PlugIn {
     s.minSize = (int) gd.getNextNumber();
     s.do3D = gd.getNextBoolean();
     s.sendMaxMegapixels = gd.getNextNumber();
+    s.stallSeconds = gd.getNextNumber();
     return true;
   }
 
@@ -181,7 +193,7 @@ public class CellposeBridge implements PlugIn {
       IJ.showStatus("Cellpose-SAM: uploading " + imp.getTitle());
       String id = client.submit(Files.readAllBytes(tmp.toPath()), imp.getTitle() + ".tif", s.params());
       IJ.showStatus("Cellpose-SAM: segmenting " + imp.getTitle());
-      client.await(id, f -> IJ.showProgress(f));
+      client.await(id, f -> IJ.showProgress(f), s.stallSeconds);
       IJ.showProgress(1.0);
       showResult(client, id, imp.getTitle());
     } catch (IOException e) {
@@ -222,7 +234,7 @@ public class CellposeBridge implements PlugIn {
       ImagePlus result;
       String masks;
       try {
-        masks = client.postToFile(query.toString(), labels);
+        masks = client.postToFile(query.toString(), labels, 8L * imp.getWidth() * imp.getHeight() + (64L << 20));
         // a virtual stack reads its planes from the file when shown (ImageJ loads a single plane whole)
         result = IJ.openVirtual(labels.getPath());
         if (result == null) throw new BridgeException("The server's label image could not be read.");
@@ -247,7 +259,7 @@ public class CellposeBridge implements PlugIn {
     File rois = null;
     try {
       labels = File.createTempFile("cellpose-masks-", ".tif");
-      Files.write(labels.toPath(), client.getBytes("/v1/jobs/" + id + "/result?format=tiff"));
+      client.getToFile("/v1/jobs/" + id + "/result?format=tiff", labels, MAX_RESULT);
       ImagePlus masks = IJ.openImage(labels.getPath());
       if (masks == null) throw new BridgeException("The server's label image could not be read.");
       String base = title.replaceAll("\\.(tif|tiff|png|jpg)$", "");
@@ -260,7 +272,7 @@ public class CellposeBridge implements PlugIn {
       rm.reset();
       // no masks: an empty ROI zip would stop ImageJ at a modal "no ROIs" error (a macro waits forever)
       rois = File.createTempFile("cellpose-rois-", ".zip");
-      Files.write(rois.toPath(), client.getBytes("/v1/jobs/" + id + "/result?format=roi"));
+      client.getToFile("/v1/jobs/" + id + "/result?format=roi", rois, MAX_RESULT);
       if (hasEntries(rois)) rm.runCommand("Open", rois.getPath());
       int n = rm.getCount();
       IJ.log("Cellpose-SAM: " + n + " masks in " + title);
@@ -305,8 +317,7 @@ public class CellposeBridge implements PlugIn {
     }
     ServerClient client = new ServerClient(s.server, s.token);
     String answer = client.postJson("/v1/bridge/register", "{\"name\":" + Json.quote("ImageJ " + IJ.getVersion()) + "}");
-    String id = Json.string(answer, "id");
-    if (id == null) throw new BridgeException("The server did not accept the connection: " + answer);
+    String id = ServerClient.jobId(Json.parse(answer, "POST /v1/bridge/register"), "POST /v1/bridge/register");
     connection = new Thread(() -> listen(client, id, s), "cellpose-bridge");
     connection.setDaemon(true);
     connection.start();
@@ -318,7 +329,7 @@ public class CellposeBridge implements PlugIn {
     int failures = 0;
     while (failures < 5) {
       try {
-        String cmd = client.getText("/v1/bridge/" + id + "/next?wait=20");
+        Object cmd = client.getJson("/v1/bridge/" + id + "/next?wait=20");
         failures = 0;
         String type = Json.string(cmd, "type");
         if ("send-image".equals(type)) {
@@ -328,12 +339,15 @@ public class CellposeBridge implements PlugIn {
             continue;
           }
           File tmp = File.createTempFile("cellpose-", ".tif");
-          new FileSaver(selection(imp, false)).saveAsTiff(tmp.getPath());
-          client.postImage("/v1/bridge/" + id + "/image", Files.readAllBytes(tmp.toPath()), imp.getTitle() + ".tif",
-              new LinkedHashMap<>());
-          tmp.delete();
+          try {
+            new FileSaver(selection(imp, false)).saveAsTiff(tmp.getPath());
+            client.postImage("/v1/bridge/" + id + "/image", Files.readAllBytes(tmp.toPath()), imp.getTitle() + ".tif",
+                new LinkedHashMap<>());
+          } finally {
+            tmp.delete();
+          }
         } else if ("show-result".equals(type)) {
-          String job = Json.string(cmd, "job");
+          String job = ServerClient.jobId(cmd, "job", "the panel's show-result");
           String title = Json.string(cmd, "title");
           showResult(client, job, title != null ? title : "image");
         }

@@ -1,13 +1,17 @@
 package cellpose;
 
 import java.io.ByteArrayOutputStream;
+import java.io.File;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.net.ConnectException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.time.Duration;
 import java.util.Map;
 import java.util.UUID;
@@ -31,19 +35,50 @@ final class ServerClient {
     return base;
   }
 
+  /** A request whose answer must start within 30 min (uploads included). */
   private HttpRequest.Builder request(String path) {
-    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path)).timeout(Duration.ofMinutes(30));
+    return request(path, Duration.ofMinutes(30));
+  }
+
+  private HttpRequest.Builder request(String path, Duration timeout) {
+    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path)).timeout(timeout);
     if (token != null) b.header("Authorization", "Bearer " + token);
     return b;
   }
 
-  private HttpResponse<byte[]> send(HttpRequest req) throws BridgeException {
+  /** JSON answers are read up to this many bytes (the server's are a few KiB) */
+  static final long MAX_TEXT = 4L << 20;
+  /** an error answer's text is read up to this many bytes */
+  private static final long MAX_ERROR = 64L << 10;
+
+  /** Sends, checks the status, returns the body read up to {@code limit} bytes. */
+  private byte[] send(HttpRequest req, long limit) throws BridgeException {
+    HttpResponse<InputStream> res = open(req);
+    try (InputStream in = res.body()) {
+      ByteArrayOutputStream body = new ByteArrayOutputStream();
+      copy(in, body, limit, req);
+      return body.toByteArray();
+    } catch (IOException e) {
+      throw new BridgeException("Could not read the Cellpose server's answer to " + what(req) + ": " + e.getMessage());
+    }
+  }
+
+  /** Sends and checks the status (an error answer becomes a BridgeException with its message). */
+  private HttpResponse<InputStream> open(HttpRequest req) throws BridgeException {
     try {
-      HttpResponse<byte[]> res = http.send(req, HttpResponse.BodyHandlers.ofByteArray());
+      HttpResponse<InputStream> res = http.send(req, HttpResponse.BodyHandlers.ofInputStream());
       if (res.statusCode() >= 400) {
-        String body = new String(res.body(), StandardCharsets.UTF_8);
-        String msg = Json.string(body, "message");
-        String why = msg != null ? msg : body.isEmpty() ? "no details given" : body;
+        String body;
+        try (InputStream in = res.body()) {
+          body = new String(in.readNBytes((int) MAX_ERROR), StandardCharsets.UTF_8);
+        }
+        String msg = null;
+        try {
+          msg = Json.string(Json.parse(body, what(req)), "message");
+        } catch (BridgeException notJson) {
+          // a proxy's or another program's error page: shown as an excerpt
+        }
+        String why = msg != null ? msg : Json.excerpt(body);
         throw new BridgeException("The Cellpose server refused the request (HTTP " + res.statusCode() + "): " + why);
       }
       return res;
@@ -59,20 +94,50 @@ final class ServerClient {
     }
   }
 
-  /** GET a path, returning the body as text. */
-  String getText(String path) throws BridgeException {
-    return new String(send(request(path).GET().build()).body(), StandardCharsets.UTF_8);
+  private static String what(HttpRequest req) {
+    return req.method() + " " + req.uri().getRawPath();
   }
 
-  /** GET a path, returning the body as bytes. */
-  byte[] getBytes(String path) throws BridgeException {
-    return send(request(path).GET().build()).body();
+  /** Copies at most {@code limit} bytes; a longer answer is an error (the connection is dropped). */
+  private static void copy(InputStream in, OutputStream out, long limit, HttpRequest req)
+      throws IOException, BridgeException {
+    byte[] buf = new byte[1 << 16];
+    long total = 0;
+    for (int n; (n = in.read(buf)) > 0; ) {
+      total += n;
+      if (total > limit) {
+        throw new BridgeException("The Cellpose server's answer to " + what(req) + " is larger than "
+            + (limit >> 20) + " MiB; stopped reading it (is the server address right?)");
+      }
+      out.write(buf, 0, n);
+    }
+  }
+
+  /** GET a path, returning the body as text (at most {@link #MAX_TEXT} bytes). */
+  String getText(String path) throws BridgeException {
+    // status and long-poll answers come within seconds; a server that never answers is given up
+    return new String(send(request(path, Duration.ofMinutes(2)).GET().build(), MAX_TEXT), StandardCharsets.UTF_8);
+  }
+
+  /** GET a path's JSON answer, parsed. */
+  Object getJson(String path) throws BridgeException {
+    return Json.parse(getText(path), "GET " + path);
+  }
+
+  /** GET a path into {@code out}, streamed, at most {@code limit} bytes. */
+  void getToFile(String path, File out, long limit) throws BridgeException {
+    HttpRequest req = request(path).GET().build();
+    try (InputStream in = open(req).body(); OutputStream o = Files.newOutputStream(out.toPath())) {
+      copy(in, o, limit, req);
+    } catch (IOException e) {
+      throw new BridgeException("Could not save the Cellpose server's answer to " + what(req) + ": " + e.getMessage());
+    }
   }
 
   /** POST a JSON body, returning the answer as text. */
   String postJson(String path, String json) throws BridgeException {
     return new String(send(request(path).header("Content-Type", "application/json")
-        .POST(HttpRequest.BodyPublishers.ofString(json)).build()).body(), StandardCharsets.UTF_8);
+        .POST(HttpRequest.BodyPublishers.ofString(json)).build(), MAX_TEXT), StandardCharsets.UTF_8);
   }
 
   /** POST an image file plus parameters as multipart/form-data, returning the answer as text. */
@@ -93,7 +158,7 @@ final class ServerClient {
     }
     HttpRequest req = request(path).header("Content-Type", "multipart/form-data; boundary=" + boundary)
         .POST(HttpRequest.BodyPublishers.ofByteArray(body.toByteArray())).build();
-    return new String(send(req).body(), StandardCharsets.UTF_8);
+    return new String(send(req, MAX_TEXT), StandardCharsets.UTF_8);
   }
 
   /** Makes the server load model {@code name} (shipped, cached or downloadable) for the next jobs. */
@@ -107,7 +172,7 @@ final class ServerClient {
 
   /** DELETE a path (e.g. cancel a job), returning the answer as text. */
   String delete(String path) throws BridgeException {
-    return new String(send(request(path).DELETE().build()).body(), StandardCharsets.UTF_8);
+    return new String(send(request(path).DELETE().build(), MAX_TEXT), StandardCharsets.UTF_8);
   }
 
   /**
@@ -135,46 +200,55 @@ final class ServerClient {
     }
     HttpRequest req = request(path).header("Content-Type", "multipart/form-data; boundary=" + boundary)
         .POST(HttpRequest.BodyPublishers.ofByteArray(body.toByteArray())).build();
-    return new String(send(req).body(), StandardCharsets.UTF_8);
+    return new String(send(req, MAX_TEXT), StandardCharsets.UTF_8);
   }
 
   /**
-   * POSTs with no body and writes the answer to {@code out} as it streams; returns the
-   * x-cellpose-masks header (the mask count).
+   * POSTs with no body and writes the answer to {@code out} as it streams (at most {@code limit}
+   * bytes); returns the x-cellpose-masks header (the mask count).
    */
-  String postToFile(String path, java.io.File out) throws BridgeException {
-    HttpRequest req = request(path).POST(HttpRequest.BodyPublishers.noBody()).build();
-    try {
-      HttpResponse<java.nio.file.Path> res = http.send(req, HttpResponse.BodyHandlers.ofFile(out.toPath()));
-      if (res.statusCode() >= 400) {
-        String body = new String(java.nio.file.Files.readAllBytes(out.toPath()), StandardCharsets.UTF_8);
-        String msg = Json.string(body, "message");
-        throw new BridgeException("The Cellpose server refused the request (HTTP " + res.statusCode() + "): "
-            + (msg != null ? msg : body));
-      }
-      return res.headers().firstValue("x-cellpose-masks").orElse("?");
-    } catch (ConnectException e) {
-      throw new BridgeException("No Cellpose server is running at " + base + ".");
+  String postToFile(String path, File out, long limit) throws BridgeException {
+    // the answer starts when the whole image is segmented: hours for a huge one on a CPU
+    HttpRequest req = request(path, Duration.ofHours(48)).POST(HttpRequest.BodyPublishers.noBody()).build();
+    HttpResponse<InputStream> res = open(req);
+    try (InputStream in = res.body(); OutputStream o = Files.newOutputStream(out.toPath())) {
+      copy(in, o, limit, req);
     } catch (IOException e) {
-      throw new BridgeException("Could not talk to the Cellpose server at " + base + ": " + e.getMessage());
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new BridgeException("Interrupted while talking to the Cellpose server.");
+      throw new BridgeException("Could not save the Cellpose server's answer to " + what(req) + ": " + e.getMessage());
     }
+    return res.headers().firstValue("x-cellpose-masks").orElse("?");
+  }
+
+  /** A job id from an answer ("id" field): letters, digits, '-' and '_' only (it goes into URLs). */
+  static String jobId(Object answer, String what) throws BridgeException {
+    return jobId(answer, "id", what);
+  }
+
+  /** A job id from an answer's {@code key} field. */
+  static String jobId(Object answer, String key, String what) throws BridgeException {
+    String id = Json.string(answer, key);
+    if (id == null) throw new BridgeException("The Cellpose server gave no job id for " + what + ".");
+    if (!id.matches("[A-Za-z0-9_-]{1,128}")) {
+      throw new BridgeException("The Cellpose server gave an unexpected job id for " + what + ": "
+          + Json.excerpt(Json.quote(id)));
+    }
+    return id;
   }
 
   /** Submits an image for segmentation and returns the job id. */
   String submit(byte[] tiff, String fileName, Map<String, String> params) throws BridgeException {
     String answer = postImage("/v1/segment", tiff, fileName, params);
-    String id = Json.string(answer, "id");
-    if (id == null) throw new BridgeException("The Cellpose server gave no job id: " + answer);
-    return id;
+    return jobId(Json.parse(answer, "POST /v1/segment"), "POST /v1/segment");
   }
 
-  /** Polls a job until it ends; reports progress in 0..1. Returns the final status JSON. */
-  String await(String id, DoubleConsumer progress) throws BridgeException {
+  /**
+   * Polls a job until it ends; reports progress in 0..1. Gives up (and cancels the job) when its
+   * status and progress have not changed for {@code stallSeconds}. Returns the final status.
+   */
+  Object await(String id, DoubleConsumer progress, double stallSeconds) throws BridgeException {
+    Stall stall = new Stall("The segmentation", stallSeconds);
     while (true) {
-      String job = getText("/v1/jobs/" + id);
+      Object job = getJson("/v1/jobs/" + id);
       String status = Json.string(job, "status");
       double f = Json.number(job, "fraction");
       if (!Double.isNaN(f)) progress.accept(f);
@@ -183,12 +257,28 @@ final class ServerClient {
         String msg = Json.string(job, "message");
         throw new BridgeException("Segmentation " + status + (msg != null ? ": " + msg : "."));
       }
+      if (status == null) throw new BridgeException("The Cellpose server's job " + id + " has no status: " + Json.excerpt(job.toString()));
+      try {
+        stall.check(status + " " + f);
+      } catch (BridgeException e) {
+        cancelQuietly("/v1/jobs/" + id);
+        throw e;
+      }
       try {
         Thread.sleep(250);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new BridgeException("Interrupted while waiting for the segmentation.");
       }
+    }
+  }
+
+  /** DELETE a job, ignoring a failure (the server may be the reason we give up). */
+  void cancelQuietly(String path) {
+    try {
+      delete(path);
+    } catch (BridgeException ignored) {
+      // already reported by the caller
     }
   }
 }

@@ -120,8 +120,7 @@ public class TrainCommand implements PlugIn {
     String answer = client.postParts("/v1/train", fields,
         new String[][] {{"image", image.getTitle() + ".tif"}, {"masks", mask.getTitle() + ".tif"}},
         new byte[][] {tiff(plane), tiff(mask)});
-    String id = Json.string(answer, "id");
-    if (id == null) throw new BridgeException("The Cellpose server gave no training id: " + answer);
+    String id = ServerClient.jobId(Json.parse(answer, "POST /v1/train"), "POST /v1/train");
     IJ.log("Cellpose-SAM: training " + model + " on " + image.getTitle() + " (" + epochs + " epochs)");
     return follow(client, id, model);
   }
@@ -130,8 +129,9 @@ public class TrainCommand implements PlugIn {
   private static String follow(ServerClient client, String id, String model) throws BridgeException {
     IJ.resetEscape();
     int logged = 0;
+    Stall stall = new Stall("The training", Prefs.get("cellpose.stall_s", 600));
     while (true) {
-      String job = client.getText("/v1/train/" + id);
+      Object job = client.getJson("/v1/train/" + id);
       String status = Json.string(job, "status");
       double epoch = Json.number(job, "epoch");
       double n = Json.number(job, "nEpochs");
@@ -158,6 +158,13 @@ public class TrainCommand implements PlugIn {
         IJ.showProgress(1.0);
         String msg = Json.string(job, "message");
         throw new BridgeException("Training " + status + (msg != null ? ": " + msg : "."));
+      }
+      if (status == null) throw new BridgeException("The Cellpose server's training " + id + " has no status.");
+      try {
+        stall.check(status + " " + f + " " + loss);
+      } catch (BridgeException e) {
+        client.cancelQuietly("/v1/train/" + id);
+        throw e;
       }
       if (IJ.escapePressed()) {
         client.delete("/v1/train/" + id);
