@@ -1,7 +1,8 @@
 /**
  * The Fiji bridge against a server that answers badly (issue 12), in real ImageJ 1.53 under Xvfb:
  * a small HTTP server of the test's own gives, per path prefix, an unexpected job id, truncated
- * JSON, JSON nested 100 000 deep, a job stuck in "running", and an endless answer. Each Segment
+ * JSON, JSON nested 100 000 deep, a job stuck in "running" (a segmentation and a training), and
+ * an endless answer. Each Segment
  * must end in bounded time with a clear error in the Log (and `lastError` for macros), never a
  * stack trace, a hang or a silent stop; the stuck job is cancelled (DELETE); no temp file is left.
  */
@@ -30,6 +31,14 @@ function badServer(deletes: string[]): Deno.HttpServer<Deno.NetAddr> {
     }
     if (path === "/v1/jobs/stuck1") {
       return json('{"id":"stuck1","status":"running","fraction":0.25}');
+    }
+    if (req.method === "POST" && path === "/v1/train") {
+      return json('{"id":"train1","status":"queued"}');
+    }
+    if (path === "/v1/train/train1") {
+      return json(
+        '{"id":"train1","status":"running","fraction":0.5,"epoch":1,"nEpochs":2,"loss":0.7}',
+      );
     }
     if (path === "/v1/jobs/endless1") {
       const chunk = new TextEncoder().encode(" ".repeat(1 << 16));
@@ -74,6 +83,12 @@ for (i = 0; i < kinds.length; i++) {
   e = call("cellpose.CellposeBridge.lastError");
   text = text + kinds[i] + "\\t" + (getTime() - t0) + "\\t" + replace(e, "\\n", " ") + "\\n";
 }
+// Train... waits under the same deadline (the Segment dialog saved give=3)
+newImage("labels", "16-bit black", 64, 64, 1);
+t0 = getTime();
+run("Train...", "server=${base}/stucktrain image=cells labels=labels model=m epochs=2 learning=0.001");
+e = call("cellpose.CellposeBridge.lastError");
+text = text + "stucktrain\\t" + (getTime() - t0) + "\\t" + replace(e, "\\n", " ") + "\\n";
 File.saveString(text + "LOG\\n" + getInfo("log"), "${out}");
 run("Quit");
 `;
@@ -93,10 +108,12 @@ run("Quit");
           /answer to POST \/v1\/segment is not valid JSON \(the answer ends inside a string/,
         deep: /not valid JSON \(nested deeper than 64/,
         stuck: /The segmentation made no progress for 3 s \(server says: running 0\.25\); gave up/,
+        stucktrain:
+          /The training made no progress for 3 s \(server says: running 0\.5 0\.7\); gave up/,
         endless:
           /answer to GET \/endless\/v1\/jobs\/endless1 is larger than 4 MiB; stopped reading/,
       };
-      for (const kind of cases) {
+      for (const kind of [...cases, "stucktrain"]) {
         const r = rows.get(kind);
         assert(r, `no row for ${kind}`);
         assert(want[kind].test(r.error), `${kind}: ${r.error}`);
@@ -107,7 +124,11 @@ run("Quit");
         );
       }
       assert(!/Exception|\tat /.test(log), `a stack trace in the Log:\n${log}`);
-      assertEquals(deletes, ["stuck /v1/jobs/stuck1"], "the stuck job was cancelled");
+      assertEquals(
+        deletes,
+        ["stuck /v1/jobs/stuck1", "stucktrain /v1/train/train1"],
+        "the stuck jobs were cancelled",
+      );
       assertEquals([...Deno.readDirSync(tmp)].map((e) => e.name), [], "temp files left behind");
     } finally {
       await server.shutdown();
