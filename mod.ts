@@ -62,7 +62,7 @@ export { convertImage, type ConvertOptions } from "./pipeline/channels.ts";
 export { normalizeImage } from "./pipeline/normalize.ts";
 export { resizeImage } from "./pipeline/resize.ts";
 export { type NetworkOptions, type NetworkOutput, runNetwork } from "./pipeline/flows.ts";
-export { type LoadedImage, readImage } from "./io/image.ts";
+export { DEFAULT_MAX_DECODED_BYTES, type LoadedImage, readImage } from "./io/image.ts";
 export { readTiff } from "./io/tiff_read.ts";
 export { encodeTiff, type TiffWriteOptions, writeTiff } from "./io/tiff_write.ts";
 export { encodePng, readPng, writePng } from "./io/png.ts";

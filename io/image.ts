@@ -22,6 +22,7 @@ import { isPng, readPng } from "./png.ts";
 import { isTiff, type ReadOptions, readTiff } from "./tiff_read.ts";
 
 export type { LoadedImage } from "./loaded.ts";
+export { DEFAULT_MAX_DECODED_BYTES } from "./loaded.ts";
 
 function npyAxes(shape: number[]): string {
   const small = shape[shape.length - 1] <= 4;
@@ -56,8 +57,10 @@ function readNpyImage(bytes: Uint8Array, name: string): LoadedImage {
 /**
  * Reads an image from a path or from bytes (`name` then labels errors; default "image").
  * Unknown, empty, truncated or corrupt files give a {@link CellposeError} `BAD_FILE` that names
- * the file and the reason. `options.maxElements` refuses a TIFF whose headers declare more
- * elements, before decoding it (`TOO_LARGE`).
+ * the file and the reason. `options.maxElements` and `options.maxBytes` (default
+ * {@link DEFAULT_MAX_DECODED_BYTES}) refuse a TIFF, PNG or JPEG whose header declares more
+ * elements or decoded bytes, before decoding it (`TOO_LARGE`); compressed data that inflates past
+ * what its header declares is refused while it inflates (`BAD_FILE`).
  */
 export async function readImage(
   src: string | Uint8Array,

@@ -12,7 +12,7 @@
  */
 import jpeg from "jpeg-js";
 import { CellposeError } from "../core/errors.ts";
-import { badFile, type LoadedImage, loadedImage } from "./loaded.ts";
+import { badFile, DEFAULT_MAX_DECODED_BYTES, type LoadedImage, loadedImage } from "./loaded.ts";
 
 /** True when the bytes start with a JPEG SOI marker. */
 export function isJpeg(bytes: Uint8Array): boolean {
@@ -45,7 +45,7 @@ export function jpegFrame(
 export interface JpegReadOptions {
   /** refuse (`TOO_LARGE`) more decoded samples (width x height x components) */
   maxElements?: number;
-  /** refuse (`TOO_LARGE`) more decoded bytes (default 2^31) */
+  /** refuse (`TOO_LARGE`) more decoded bytes (default {@link DEFAULT_MAX_DECODED_BYTES}) */
   maxBytes?: number;
 }
 
@@ -58,7 +58,7 @@ function checkFrame(bytes: Uint8Array, name: string, options: JpegReadOptions): 
   const f = jpegFrame(bytes);
   if (!f) return; // the decoder says what is missing
   const samples = f.width * f.height * Math.max(3, f.components);
-  const maxBytes = options.maxBytes ?? 2 ** 31;
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_DECODED_BYTES;
   const limit = Math.min(options.maxElements ?? Infinity, maxBytes);
   if (samples > limit) {
     throw new CellposeError(
@@ -91,8 +91,8 @@ export function readJpeg(
     img = jpeg.decode(bytes, {
       useTArray: true,
       formatAsRGBA: false,
-      maxMemoryUsageInMB: Math.ceil((options.maxBytes ?? 2 ** 31) / 2 ** 20),
-      maxResolutionInMP: Math.ceil((options.maxBytes ?? 2 ** 31) / 3e6),
+      maxMemoryUsageInMB: Math.ceil((options.maxBytes ?? DEFAULT_MAX_DECODED_BYTES) / 2 ** 20),
+      maxResolutionInMP: Math.ceil((options.maxBytes ?? DEFAULT_MAX_DECODED_BYTES) / 3e6),
     });
   } catch (e) {
     throw badFile(name, `corrupt or truncated JPEG (${(e as Error).message ?? e})`, e);

@@ -42,6 +42,12 @@ export function loadedImage(image: NdArray<NumericArray>, axes: string, name: st
   return out;
 }
 
+/**
+ * Decoded bytes an image read whole may have unless the reader is told otherwise (`maxBytes`):
+ * 2^31 (2 GiB). The CLI's default (`--max_image_bytes`).
+ */
+export const DEFAULT_MAX_DECODED_BYTES = 2 ** 31;
+
 /** A `BAD_FILE` error that names the file and the reason. */
 export function badFile(name: string, reason: string, cause?: unknown): CellposeError {
   return new CellposeError("BAD_FILE", `${name}: ${reason}`, name, cause ? { cause } : undefined);

@@ -16,7 +16,7 @@
 import { convertIndexedToRgb, decode, encode } from "fast-png";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray } from "../core/ndarray.ts";
-import { badFile, type LoadedImage, loadedImage } from "./loaded.ts";
+import { badFile, DEFAULT_MAX_DECODED_BYTES, type LoadedImage, loadedImage } from "./loaded.ts";
 import { decodeDeflate } from "./tiff_decoders.ts";
 
 /** True when the bytes start with the PNG signature. */
@@ -55,7 +55,7 @@ function keepChannels<T extends Uint8Array | Uint16Array>(data: T, from: number,
 export interface PngReadOptions {
   /** refuse (`TOO_LARGE`) more decoded samples (width x height x channels) */
   maxElements?: number;
-  /** refuse (`TOO_LARGE`) more decoded bytes (default 2^31) */
+  /** refuse (`TOO_LARGE`) more decoded bytes (default {@link DEFAULT_MAX_DECODED_BYTES}) */
   maxBytes?: number;
 }
 
@@ -73,13 +73,15 @@ function checkPngBudget(bytes: Uint8Array, name: string, options: PngReadOptions
   const depth = bytes[24], channels = PNG_CHANNELS[bytes[25]] ?? 4, interlaced = bytes[28] === 1;
   // a palette image decodes to RGB; its data holds one index per pixel
   const samples = w * h * (bytes[25] === 3 ? 3 : channels);
-  const maxBytes = options.maxBytes ?? 2 ** 31;
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_DECODED_BYTES;
   const rawBytes = h * (1 + Math.ceil((w * channels * depth) / 8));
-  if (samples > (options.maxElements ?? Infinity) || rawBytes > maxBytes) {
+  const maxElements = options.maxElements ?? Infinity;
+  if (samples > maxElements || rawBytes > maxBytes) {
     throw new CellposeError(
       "TOO_LARGE",
-      `${name} declares ${w} x ${h} x ${channels} in its PNG header; the limit is ` +
-        `${Math.min(options.maxElements ?? Infinity, maxBytes)} values`,
+      `${name} declares ${w} x ${h} x ${channels} in its PNG header (${samples} values, ` +
+        `${rawBytes} bytes of image data); the limit is ` +
+        (samples > maxElements ? `${maxElements} values` : `${maxBytes} bytes`),
       samples,
     );
   }

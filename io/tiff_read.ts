@@ -21,7 +21,7 @@ import { fromArrayBuffer, type GeoTIFFImage } from "geotiff";
 import { CellposeError } from "../core/errors.ts";
 import type { NumericArray } from "../core/ndarray.ts";
 import { imagejPageAxes, type ImagejSizes, parseImagejDescription } from "./imagej.ts";
-import { badFile, type LoadedImage, loadedImage } from "./loaded.ts";
+import { badFile, DEFAULT_MAX_DECODED_BYTES, type LoadedImage, loadedImage } from "./loaded.ts";
 import { omePageAxes, parseOmeXml } from "./ome.ts";
 import { countDirectories } from "./tiff_ifd.ts";
 // registers the bounded Deflate/PackBits/LZW decoders with geotiff
@@ -139,9 +139,6 @@ export interface ReadOptions {
    */
   maxBytes?: number;
 }
-
-/** Decoded bytes an image may have unless `maxBytes` says otherwise: 2^31 (2 GiB). */
-export const DEFAULT_MAX_DECODED_BYTES = 2 ** 31;
 
 /** Reads a TIFF from its bytes. Errors are {@link CellposeError}s `BAD_FILE` naming `name`. */
 export async function readTiff(

@@ -299,6 +299,24 @@ Deno.test("cli: an image whose last output cannot be written leaves none of its 
   );
 });
 
+Deno.test("cli: --max_image_bytes refuses a larger image before decoding it, naming the flag", async () => {
+  const png = join(DATA, "dsb2018", "00071198d059.png");
+  const r = await cli([
+    "segment",
+    png,
+    ...tiny,
+    "--no_npy",
+    "--save_tif",
+    "--max_image_bytes",
+    "1000",
+  ]);
+  assertEquals(r.code, 1, r.stderr);
+  assert(
+    /in its PNG header .*the limit is 1000 bytes \(--max_image_bytes\)/.test(r.stderr),
+    r.stderr,
+  );
+});
+
 Deno.test("cli: a missing model exits 3 and says how to get the weights", async () => {
   const image = join(DATA, "dsb2018", "00071198d059.png");
   const missing = await cli(["segment", image, "--pretrained_model", join(work, "nope.pt")]);

@@ -16,7 +16,7 @@
 import { basename, dirname } from "node:path";
 import { CellposeError } from "../../core/errors.ts";
 import type { SegmentOptions } from "../../core/types.ts";
-import { type LoadedImage, readImage, segment } from "../../mod.ts";
+import { DEFAULT_MAX_DECODED_BYTES, type LoadedImage, readImage, segment } from "../../mod.ts";
 import { formatOptions, parseArgs, type Values } from "../args.ts";
 import { type Command, describeError, EXIT } from "../command.ts";
 import { loadModelForCli, modelOptions } from "../model.ts";
@@ -68,6 +68,16 @@ export const options = {
     min: 0,
     placeholder: "AXIS",
     description: "axis of the Z planes of a stack (0 = first). Default: taken from the file",
+    group: "Input",
+  },
+  max_image_bytes: {
+    kind: "integer",
+    min: 1,
+    default: DEFAULT_MAX_DECODED_BYTES,
+    placeholder: "BYTES",
+    description: "refuse an image read whole that would decode to more bytes (its header's size, " +
+      "and each compressed strip, tile or PNG stream while it inflates): a small hostile file " +
+      "cannot take the memory. Large TIFFs and OME-Zarr are read block by block instead",
     group: "Input",
   },
   diameter: {
@@ -326,7 +336,13 @@ async function run(argv: string[]): Promise<number> {
           }
           continue;
         }
-        const read = await readImage(path);
+        const read = await readImage(path, undefined, { maxBytes: v.max_image_bytes }).catch(
+          (e) => {
+            throw e instanceof CellposeError && e.code === "TOO_LARGE"
+              ? new CellposeError(e.code, `${e.message} (--max_image_bytes)`, e.value, { cause: e })
+              : e;
+          },
+        );
         const axes = imageAxes(read, v);
         const result = await segment(read.image, {
           ...segmentOptions(v),
