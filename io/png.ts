@@ -17,7 +17,7 @@ import { convertIndexedToRgb, decode, encode } from "fast-png";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray } from "../core/ndarray.ts";
 import { badFile, DEFAULT_MAX_DECODED_BYTES, type LoadedImage, loadedImage } from "./loaded.ts";
-import { decodeDeflate } from "./tiff_decoders.ts";
+import { inflateBounded } from "./tiff_decoders.ts";
 
 /** True when the bytes start with the PNG signature. */
 export function isPng(bytes: Uint8Array): boolean {
@@ -64,7 +64,8 @@ const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 /**
  * Checks the header's size against the limits, then inflates the image data (IDAT) once under
  * the bound its header implies (rows x (1 + row bytes), x 2 for interlaced images), refusing a
- * stream that inflates past it while inflating (fast-png would inflate all of it).
+ * stream that inflates past it while inflating (fast-png would inflate all of it); the inflated
+ * bytes are counted, not kept.
  */
 function checkPngBudget(bytes: Uint8Array, name: string, options: PngReadOptions): void {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -96,7 +97,7 @@ function checkPngBudget(bytes: Uint8Array, name: string, options: PngReadOptions
   let at = 0;
   for (const c of idat) all.set(c, at), (at += c.length);
   try {
-    decodeDeflate(all, interlaced ? 2 * rawBytes + 7 * h : rawBytes);
+    inflateBounded(all, interlaced ? 2 * rawBytes + 7 * h : rawBytes, () => {});
   } catch (e) {
     throw badFile(name, `corrupt or truncated PNG (its image data ${(e as Error).message})`, e);
   }

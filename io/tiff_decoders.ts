@@ -29,19 +29,33 @@ function tooLong(kind: string, limit: number): Error {
  */
 export function decodeDeflate(input: Uint8Array, limit: number): Uint8Array {
   const chunks: Uint8Array[] = [];
-  let n = 0;
-  const inf = new Unzlib((chunk) => {
-    n += chunk.length;
-    if (n > limit) throw tooLong("Deflate", limit);
-    chunks.push(chunk);
-  });
-  for (let i = 0; i < input.length; i += 1024) {
-    inf.push(input.subarray(i, i + 1024), i + 1024 >= input.length);
-  }
+  const n = inflateBounded(input, limit, (chunk) => chunks.push(chunk));
   const out = new Uint8Array(n);
   let at = 0;
   for (const c of chunks) out.set(c, at), (at += c.length);
   return out;
+}
+
+/**
+ * Inflates zlib data chunk by chunk into `onChunk`, refusing output beyond `limit` bytes while
+ * inflating (see {@link decodeDeflate}); returns the number of bytes inflated. With a no-op `onChunk`
+ * it measures a stream without holding it.
+ */
+export function inflateBounded(
+  input: Uint8Array,
+  limit: number,
+  onChunk: (chunk: Uint8Array) => void,
+): number {
+  let n = 0;
+  const inf = new Unzlib((chunk) => {
+    n += chunk.length;
+    if (n > limit) throw tooLong("Deflate", limit);
+    onChunk(chunk);
+  });
+  for (let i = 0; i < input.length; i += 1024) {
+    inf.push(input.subarray(i, i + 1024), i + 1024 >= input.length);
+  }
+  return n;
 }
 
 /** Decodes PackBits runs, refusing output beyond `limit` bytes. */
