@@ -112,6 +112,7 @@ export async function* bodyChunks(
   }
   const reader = req.body.getReader();
   const start = performance.now();
+  let lastYield = start;
   let total = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
@@ -141,6 +142,11 @@ export async function* bodyChunks(
       budget?.take(value.length);
       total += value.length;
       yield value as Uint8Array<ArrayBuffer>;
+      // chunks already buffered resolve as microtasks: let the event loop serve others
+      if (performance.now() - lastYield > 4) {
+        await new Promise((r) => setTimeout(r, 0));
+        lastYield = performance.now();
+      }
     }
   } catch (e) {
     budget?.give(total);
