@@ -39,6 +39,8 @@ export interface DecoderOptions {
   timeoutMs?: number;
   /** where stopped and crashed workers are reported [console.error] */
   log?: (line: string) => void;
+  /** [true] start the first worker at once (else on the first decode) */
+  warm?: boolean;
 }
 
 /** See {@link createDecoder}. */
@@ -151,6 +153,10 @@ export function createDecoder(options: DecoderOptions = {}): Decoder {
       slot.worker.postMessage(c.msg, c.transfer);
     }
   }
+
+  // the first worker starts now: loading the decoders takes seconds on a busy machine, and the
+  // first upload should not wait for it
+  if (options.warm ?? true) slots[0].worker = spawn(slots[0]);
 
   return {
     decode(bytes, name, maxPixels, field = "image", own = false) {
