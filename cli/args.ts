@@ -20,6 +20,7 @@
  * @module
  */
 import { CellposeError } from "../core/errors.ts";
+import { checkParam, type ParamSpec, paramSpec } from "../core/params.ts";
 
 /** What an option holds: a flag, text, a number, an integer, or a list of numbers. */
 export type OptionKind = "boolean" | "string" | "number" | "integer" | "numbers";
@@ -41,6 +42,59 @@ export interface OptionSpec {
   count?: number;
   /** heading the option is listed under in `--help` */
   group?: string;
+  /** the parameter table's entry the option comes from: its range is checked (`checkParam`) */
+  param?: ParamSpec;
+}
+
+/** A flag made from the parameter table: type, help, range and default are the table's. */
+export type TableFlag<K extends "number" | "integer" | "boolean"> = {
+  kind: K;
+  description: string;
+  placeholder?: string;
+  group?: string;
+  param: ParamSpec;
+} & (K extends "boolean" ? unknown : { default: number });
+
+/**
+ * The flag of the table's parameter `name` (`kind` must be its type; a parameter without a
+ * default gets none, and is then `undefined` when absent).
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { SEGMENT_PARAMS } from "../core/params.ts";
+ * import { parseArgs, tableFlag } from "./args.ts";
+ * const specs = { flow_threshold: tableFlag(SEGMENT_PARAMS, "flow_threshold", "number") };
+ * assertEquals(parseArgs([], specs).values.flow_threshold, 0.4);
+ * ```
+ */
+export function tableFlag<const K extends "number" | "integer" | "boolean">(
+  table: readonly ParamSpec[],
+  name: string,
+  kind: K,
+  extra: { placeholder?: string; group?: string } = {},
+): TableFlag<K> {
+  const param = paramSpec(table, name);
+  if (param.type !== kind) throw new Error(`${name} is a ${param.type} in the table, not ${kind}`);
+  if (kind !== "boolean" && param.default === undefined) {
+    throw new Error(`${name} has no default in the table: use optionalTableFlag`);
+  }
+  const flag: Record<string, unknown> = { kind, description: param.help, param, ...extra };
+  if (kind !== "boolean") flag.default = param.default;
+  return flag as TableFlag<K>;
+}
+
+/** The flag of a table parameter without a default: `undefined` when absent. */
+export function optionalTableFlag<const K extends "number" | "integer">(
+  table: readonly ParamSpec[],
+  name: string,
+  kind: K,
+  extra: { placeholder?: string; group?: string } = {},
+): { kind: K; description: string; placeholder?: string; group?: string; param: ParamSpec } {
+  const param = paramSpec(table, name);
+  if (param.type !== kind) throw new Error(`${name} is a ${param.type} in the table, not ${kind}`);
+  if (param.default !== undefined) throw new Error(`${name} has a default: use tableFlag`);
+  return { kind, description: param.help, param, ...extra };
 }
 
 /** Options of a command, keyed by their snake_case name (without `--`). */
@@ -102,6 +156,7 @@ function toNumber(flag: string, text: string, spec: OptionSpec): number {
   if (spec.min !== undefined && v < spec.min) {
     throw usage(`${flag} must be at least ${spec.min}, got ${v}`, v);
   }
+  if (spec.param) checkParam(spec.param, v, flag);
   return v;
 }
 

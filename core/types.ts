@@ -91,6 +91,11 @@ export interface SegmentOptions extends DynamicsOptions {
   /** [0] > 0: 2D masks per plane stitched across Z by this IoU */
   stitchThreshold?: number;
   /**
+   * pixel budget of the rescaled image (planes x height x width): a `diameter` that would rescale
+   * the image past it is refused (default `MAX_RESCALED_PIXELS` of `core/params.ts`, 2^26)
+   */
+  maxPixels?: number;
+  /**
    * the image is a block of a larger one: the dynamics follow the larger image's coordinates
    * (see computeMasks); not with `stitchThreshold`
    */

@@ -30,6 +30,7 @@ import { CellposeError } from "../core/errors.ts";
 import { type NdArray, size } from "../core/ndarray.ts";
 import type { DynamicsOptions, FollowFrame } from "../core/types.ts";
 import { checkFlowShape, type DynamicsBackend } from "../core/backend.ts";
+import { checkParam, NITER_AUTO, paramSpec, SEGMENT_PARAMS } from "../core/params.ts";
 import { gpuBackend } from "../kernels/backend_gpu.ts";
 import { cpuBackend } from "./cpu_backend.ts";
 import { fillHolesAndRemoveSmallMasks } from "./fill_holes.ts";
@@ -48,15 +49,18 @@ export interface ComputeMasksOptions extends DynamicsOptions {
   frame?: FollowFrame;
 }
 
-/** cellpose v4 defaults of the dynamics step. */
-export const DYNAMICS_DEFAULTS = {
-  niter: 200,
-  cellprobThreshold: 0,
-  flowThreshold: 0.4,
-  minSize: 15,
-  maxSizeFraction: 0.4,
+const spec = (name: string) => paramSpec(SEGMENT_PARAMS, name);
+const tableDefault = (name: string) => spec(name).default as number;
+
+/** cellpose v4 defaults of the dynamics step (from the parameter table, `core/params.ts`). */
+export const DYNAMICS_DEFAULTS: Readonly<Required<DynamicsOptions>> = {
+  niter: NITER_AUTO,
+  cellprobThreshold: tableDefault("cellprob_threshold"),
+  flowThreshold: tableDefault("flow_threshold"),
+  minSize: tableDefault("min_size"),
+  maxSizeFraction: tableDefault("max_size_fraction"),
   device: "auto",
-} as const satisfies Required<DynamicsOptions>;
+};
 
 const gpu = new Map<boolean, Promise<DynamicsBackend | null>>();
 
@@ -126,16 +130,6 @@ function checkFrame(frame: FollowFrame, shape: readonly number[]): void {
   }
 }
 
-function checkNumber(name: string, v: number, integer = false): void {
-  if (typeof v !== "number" || !Number.isFinite(v) || (integer && !Number.isInteger(v))) {
-    throw new CellposeError(
-      "BAD_PARAMETER",
-      `${name} must be a finite ${integer ? "integer" : "number"}, got ${v}`,
-      v,
-    );
-  }
-}
-
 /**
  * Computes masks from network flows and cell probabilities.
  *
@@ -191,14 +185,10 @@ export async function computeMasks(
       [dP.data.length, cellprob.data.length],
     );
   }
-  checkNumber("niter", o.niter, true);
-  if (o.niter < 0) {
-    throw new CellposeError("BAD_PARAMETER", `niter must be >= 0, got ${o.niter}`, o.niter);
+  // the table's ranges (niter 0: no steps)
+  for (const key of ["niter", "cellprobThreshold", "flowThreshold", "minSize", "maxSizeFraction"]) {
+    checkParam(spec(key), o[key as keyof typeof o], key);
   }
-  checkNumber("cellprobThreshold", o.cellprobThreshold);
-  checkNumber("flowThreshold", o.flowThreshold);
-  checkNumber("minSize", o.minSize);
-  checkNumber("maxSizeFraction", o.maxSizeFraction);
   const frame = options.frame;
   if (frame) checkFrame(frame, shape);
   const d = dP.data;

@@ -28,6 +28,7 @@ import type { ImageSource, NormalizeOptions } from "../core/types.ts";
 import { badParameter, excerpt } from "../core/check.ts";
 import type { BlockPlan } from "./blocks.ts";
 import { percentiles } from "../core/percentile.ts";
+import { NORM_PERCENTILE } from "../core/params.ts";
 import { gaussianFilter1d } from "./gaussian.ts";
 import { resizeImage } from "./resize.ts";
 import { tileStarts } from "./tiles.ts";
@@ -171,7 +172,7 @@ function normalizePercentile(
   c: number,
   z0: number,
   z1: number,
-  q: [number, number],
+  q: readonly [number, number],
 ): boolean {
   let mn = Infinity, mx = -Infinity;
   const end = z1 * d.h * d.w * d.c;
@@ -209,7 +210,7 @@ export function normalizeImage(
   checkFinite(image.data);
   checkOptions(options, d.c);
   const x = Float32Array.from(image.data);
-  const q = options.percentile ?? [1, 99];
+  const q: readonly [number, number] = options.percentile ?? NORM_PERCENTILE;
   const norm3D = options.norm3D ?? true;
   const good = new Array<boolean>(d.c).fill(false);
   if (options.lowhigh !== undefined) {
@@ -245,7 +246,7 @@ function tileNormalize(
   x: Float32Array,
   d: Dims,
   blocksize: number,
-  q: [number, number],
+  q: readonly [number, number],
   norm3D: boolean,
 ): void {
   const by = Math.trunc(Math.min(blocksize, d.h)), bx = Math.trunc(Math.min(blocksize, d.w));
@@ -382,7 +383,7 @@ export async function imageNormalization(
   if (given.lowhigh !== undefined) {
     return { normalize: { lowhigh: given.lowhigh, invert }, zeroChannels: [] };
   }
-  const q = given.percentile ?? [1, 99];
+  const q = given.percentile ?? NORM_PERCENTILE;
   const { height: h, width: w } = source;
   const nc = Math.min(3, source.channels);
   const [, sy, sx] = sampleStrides(1, h, w);

@@ -28,6 +28,7 @@ import type {
 } from "../core/types.ts";
 import { computeMasks, DYNAMICS_DEFAULTS } from "../dynamics/compute_masks.ts";
 import { maxLabel } from "../core/labels.ts";
+import { checkParam, MAX_RESCALED_PIXELS, NITER_AUTO, SEGMENT_PARAMS } from "../core/params.ts";
 import { convertImage } from "./channels.ts";
 import { checkFinite, normalizeImage } from "./normalize.ts";
 import { diameterScale, runNetwork } from "./flows.ts";
@@ -38,32 +39,43 @@ import { fillHolesAndRemoveSmallMasks } from "../dynamics/fill_holes.ts";
 /** Options of {@link segment}: {@link SegmentOptions} plus the network to run. */
 export type SegmentWithModel = SegmentOptions & { model: NetRunner };
 
-/** Checks every option that has a range; throws BAD_PARAMETER naming the first bad one. */
+/**
+ * Checks every option against the parameter table (`core/params.ts`) and the model's tile size;
+ * throws BAD_PARAMETER naming the first bad one (by its option key).
+ */
 function checkOptions(o: SegmentWithModel): void {
-  const num = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-  const int = (v: unknown): v is number => num(v) && Number.isInteger(v);
-  const checks: [keyof SegmentWithModel, (v: unknown) => boolean, string][] = [
-    ["diameter", (v) => num(v) && v >= 0, "a number >= 0 (0 or absent: no rescale)"],
-    ["batchSize", (v) => int(v) && v >= 1, "an integer >= 1"],
-    ["tileOverlap", (v) => num(v) && v >= 0 && v < 0.5, "a number in [0, 0.5)"],
-    ["bsize", (v) => v === o.model.bsize, `the model's tile size ${o.model.bsize}`],
-    ["niter", (v) => int(v) && v >= 0, "an integer >= 0 (0: default)"],
-    ["cellprobThreshold", num, "a finite number"],
-    ["flowThreshold", (v) => num(v) && v >= 0, "a number >= 0 (0: no flow QC)"],
-    ["minSize", (v) => int(v) && v >= -1, "an integer >= -1 (-1: keep all)"],
-    ["maxSizeFraction", (v) => num(v) && v > 0, "a number > 0"],
-    ["anisotropy", (v) => num(v) && v > 0, "a number > 0"],
-    ["flow3DSmooth", (v) => num(v) && v >= 0, "a number >= 0"],
-    ["stitchThreshold", (v) => num(v) && v >= 0 && v <= 1, "a number in [0, 1]"],
-  ];
-  for (const [field, ok, expected] of checks) {
-    const v = o[field];
-    if (v !== undefined && !ok(v)) throw badParameter(field, expected, v);
+  for (const spec of SEGMENT_PARAMS) {
+    const v = (o as unknown as Record<string, unknown>)[spec.key];
+    if (v !== undefined) checkParam(spec, v, spec.key);
   }
-  if (
-    o.normalize !== undefined && typeof o.normalize !== "boolean" && typeof o.normalize !== "object"
-  ) {
-    throw badParameter("normalize", "a boolean or normalisation options", o.normalize);
+  if (o.bsize !== undefined && o.bsize !== o.model.bsize) {
+    throw badParameter("bsize", `the model's tile size ${o.model.bsize}`, o.bsize);
+  }
+  if (o.maxPixels !== undefined && !(Number.isInteger(o.maxPixels) && o.maxPixels > 0)) {
+    throw badParameter("maxPixels", "a positive integer", o.maxPixels);
+  }
+}
+
+/**
+ * Refuses a `diameter` that would rescale the image past the pixel budget (`maxPixels`, default
+ * {@link MAX_RESCALED_PIXELS}); an image already larger than the budget may still be shrunk.
+ */
+function checkRescaledSize(x: ImageArray, o: SegmentWithModel): void {
+  const scale = diameterScale(o.diameter);
+  if (scale <= 1) return;
+  const spatial = x.shape.slice(0, -1); // [H, W, 3] or [Z, H, W, 3] after conversion
+  const planes = spatial.length === 3 ? spatial[0] : 1;
+  const [h, w] = spatial.slice(-2);
+  const rescaled = planes * Math.round(h * scale) * Math.round(w * scale);
+  const budget = Math.max(o.maxPixels ?? MAX_RESCALED_PIXELS, planes * h * w);
+  if (rescaled > budget) {
+    throw badParameter(
+      "diameter",
+      `at least ${Math.ceil((30 * Math.sqrt((planes * h * w) / budget)) * 100) / 100} for this ` +
+        `${w} x ${h}${planes > 1 ? ` x ${planes}` : ""} image (it would be rescaled to ` +
+        `${rescaled} pixels, more than the budget of ${budget})`,
+      o.diameter,
+    );
   }
 }
 
@@ -132,6 +144,7 @@ export async function segment(
   cancelled();
   progress?.({ stage: "normalize" });
   const converted = convertImage(image, { channelAxis: options.channelAxis, zAxis: options.zAxis });
+  checkRescaledSize(converted, options);
   lap("convert");
   const normalized = normalizeStage(converted, options);
   lap("normalize");
@@ -156,7 +169,7 @@ export async function segment(
   cancelled();
   progress?.({ stage: "dynamics" });
   const dyn: DynamicsOptions = {
-    niter: options.niter || Math.trunc(200 / diameterScale(options.diameter)),
+    niter: options.niter || Math.trunc(NITER_AUTO / diameterScale(options.diameter)),
     cellprobThreshold: options.cellprobThreshold,
     flowThreshold: options.flowThreshold,
     minSize: options.minSize,

@@ -11,6 +11,7 @@
  * ```
  * @module
  */
+import type { ParamSpec } from "../core/params.ts";
 import { SEGMENT_PARAMS } from "./params.ts";
 import { RESULT_FORMATS } from "./results.ts";
 import { IMAGE_CONTENT_TYPES } from "./request.ts";
@@ -18,23 +19,27 @@ import { TRAIN_PARAMS } from "./train_routes.ts";
 
 type Schema = Record<string, unknown>;
 
-function paramSchema(p: (typeof SEGMENT_PARAMS)[number]): Schema {
-  const range = {
-    [p.openMin ? "exclusiveMinimum" : "minimum"]: p.min,
-    [p.openMax ? "exclusiveMaximum" : "maximum"]: p.max,
-  };
+/** The JSON schema of one parameter of the table (range, default, help). */
+export function paramSchema(p: ParamSpec): Schema {
+  const dflt = p.default !== undefined ? { default: p.default } : {};
+  const also = p.key !== p.name ? ` (also accepted as ${p.key})` : "";
   switch (p.type) {
     case "boolean":
-      return { type: "boolean", description: p.description };
+    case "string":
+      return { type: p.type, ...dflt, description: p.help + also };
     case "normalize":
-      return { oneOf: [{ type: "boolean" }, { type: "object" }], description: p.description };
-    default:
       return {
-        type: p.type,
-        ...range,
-        description: `${p.description} (also accepted as ${p.key})`,
+        oneOf: [{ type: "boolean" }, { type: "object" }],
+        ...dflt,
+        description: p.help + also,
       };
   }
+  const range: Schema = { type: p.type };
+  if (p.min !== undefined) range[p.openMin ? "exclusiveMinimum" : "minimum"] = p.min;
+  if (p.max !== undefined) range[p.openMax ? "exclusiveMaximum" : "maximum"] = p.max;
+  const schema = p.unset !== undefined ? { oneOf: [{ const: p.unset }, range] } : range;
+  const unset = p.unset !== undefined ? ` (${p.unset}: automatic)` : "";
+  return { ...schema, ...dflt, description: p.help + unset + also };
 }
 
 const error = (description: string) => ({
@@ -60,12 +65,7 @@ export function openApiDocument(): {
     schema: paramSchema(p),
   }));
   const trainParams = Object.fromEntries(
-    TRAIN_PARAMS.map((p) => [p.name, {
-      type: p.type,
-      ...(p.min !== undefined ? { minimum: p.min } : {}),
-      ...(p.max !== undefined ? { maximum: p.max } : {}),
-      description: p.description,
-    }]),
+    TRAIN_PARAMS.map((p) => [p.name, paramSchema(p)]),
   );
   const raw = Object.fromEntries(
     IMAGE_CONTENT_TYPES.map((t) => [t, { schema: { type: "string", format: "binary" } }]),

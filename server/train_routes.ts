@@ -36,6 +36,7 @@
 import { join } from "node:path";
 import { Hono } from "hono";
 import { badParameter, excerpt } from "../core/check.ts";
+import { type ParamSpec, paramSpec, parseParams, TRAIN_PARAMS as TABLE } from "../core/params.ts";
 import { CellposeError } from "../core/errors.ts";
 import { toLabels } from "../core/labels.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
@@ -52,58 +53,18 @@ import { jobEventStream } from "./sse.ts";
 import { runTraining, type TrainSummary, type WorkerTrainOptions } from "./trainer.ts";
 import type { UploadBudget, UploadPace } from "./upload.ts";
 
-/** One training parameter of the API (cellpose's `train` flag names). */
-export interface TrainParamSpec {
-  name: string;
-  type: "integer" | "number" | "string";
-  min?: number;
-  max?: number;
-  description: string;
-}
-
-/** Every accepted training parameter (the limits on epochs come from the server's options). */
-export const TRAIN_PARAMS: readonly TrainParamSpec[] = [
-  {
-    name: "model_name",
-    type: "string",
-    description: "name of the new model in the model folder [cellpose_<unix time>]",
-  },
-  {
-    name: "pretrained_model",
-    type: "string",
-    description: "the model to start from: a name from GET /v1/models [the loaded model]",
-  },
-  { name: "n_epochs", type: "integer", min: 1, description: "passes over the images [100]" },
-  {
-    name: "learning_rate",
-    type: "number",
-    min: 0,
-    max: 1,
-    description: "peak learning rate (10 warm-up epochs) [1e-5]",
-  },
-  { name: "weight_decay", type: "number", min: 0, max: 10, description: "AdamW's [0.1]" },
-  { name: "batch_size", type: "integer", min: 1, max: 64, description: "images per step [1]" },
-  {
-    name: "nimg_per_epoch",
-    type: "integer",
-    min: 1,
-    max: 10_000,
-    description: "images per epoch [all]",
-  },
-  {
-    name: "min_train_masks",
-    type: "integer",
-    min: 0,
-    description: "images with fewer masks are left out [5]",
-  },
-  {
-    name: "train_blocks",
-    type: "integer",
-    min: 0,
-    max: 1000,
-    description: "train only the last K blocks, the neck and the readout (fast on a CPU)",
-  },
-];
+/** The training parameters the API takes (the table's; the limit on epochs is the server's). */
+export const TRAIN_PARAMS: readonly ParamSpec[] = [
+  "model_name",
+  "pretrained_model",
+  "n_epochs",
+  "learning_rate",
+  "weight_decay",
+  "batch_size",
+  "nimg_per_epoch",
+  "min_train_masks",
+  "train_blocks",
+].map((name) => paramSpec(TABLE, name));
 
 /** A finished segmentation job's image and (corrected) masks, from the job store. */
 export interface LabelledJob {
@@ -252,7 +213,8 @@ export function trainRoutes(o: TrainRoutesOptions): TrainRoutes {
       const j = o.labelledJob(id);
       images.push({ image: j.image, channelAxis: j.channelAxis, masks: j.masks, name: j.name });
     }
-    const minMasks = (p.min_train_masks as number | undefined) ?? 5;
+    const minMasks = (p.min_train_masks as number | undefined) ??
+      (paramSpec(TRAIN_PARAMS, "min_train_masks").default as number);
     const counts = images.map((x) => diameterOf(toLabels(x.masks, `${x.name} masks`)).nMasks);
     if (!counts.some((c) => c >= minMasks)) {
       throw new CellposeError(
@@ -498,42 +460,24 @@ async function readTrainRequest(
   }
 }
 
-/** Validates the parameters against {@link TRAIN_PARAMS}; unknown names are refused. */
+/**
+ * Validates the parameters against {@link TRAIN_PARAMS} (unknown names are refused), keyed by
+ * their cellpose names.
+ */
 export function parseTrainParams(
   raw: Record<string, unknown>,
   maxEpochs = 1000,
 ): Record<string, number | string | undefined> {
-  const out: Record<string, number | string | undefined> = {};
-  for (const [name, v] of Object.entries(raw)) {
-    if (name === "token") continue; // auth, not a parameter
-    const spec = TRAIN_PARAMS.find((p) => p.name === name);
-    if (!spec) {
-      throw new CellposeError(
-        "BAD_PARAMETER",
-        `unknown training parameter ${name}; known: ${TRAIN_PARAMS.map((p) => p.name).join(", ")}`,
-        { field: name, got: String(v).slice(0, 50) },
-      );
-    }
-    if (spec.type === "string") {
-      if (typeof v !== "string" || v === "") throw badParameter(name, "a non-empty string", v);
-      out[name] = v;
-      continue;
-    }
-    const x = typeof v === "number" ? v : typeof v === "string" && v.trim() ? Number(v) : NaN;
-    const max = name === "n_epochs" ? maxEpochs : spec.max;
-    const ok = Number.isFinite(x) && (spec.type === "number" || Number.isInteger(x)) &&
-      (spec.min === undefined || x >= spec.min) && (max === undefined || x <= max);
-    if (!ok) {
-      const range = `${spec.min ?? "-inf"}..${max ?? "inf"}`;
-      throw badParameter(
-        name,
-        `${spec.type === "integer" ? "an integer" : "a number"} in ${range}`,
-        v,
-      );
-    }
-    out[name] = x;
-  }
-  return out;
+  const { token: _, ...params } = raw; // auth, not a parameter
+  const byKey = parseParams(TRAIN_PARAMS, params, {
+    limits: { n_epochs: maxEpochs },
+    what: "training parameter",
+  });
+  return Object.fromEntries(
+    TRAIN_PARAMS.filter((p) => p.key in byKey).map((
+      p,
+    ) => [p.name, byKey[p.key] as number | string]),
+  );
 }
 
 /** Decodes an uploaded image and its label image; names the part on failure. */

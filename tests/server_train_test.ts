@@ -243,7 +243,7 @@ Deno.test("server train: bad requests are 4xx naming the field", async () => {
         async () => await trainForm(NAMES.slice(0, 1), { n_epochs: "51" }),
         400,
         "n_epochs",
-        "1..50",
+        "[1, 50]",
       ],
       [
         "bad learning rate",

@@ -22,6 +22,7 @@
  * ```
  * @module
  */
+import { paramSpec, TRAIN_PARAMS } from "../core/params.ts";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray } from "../core/ndarray.ts";
 import type { NumpyRandom } from "../core/random.ts";
@@ -172,7 +173,10 @@ export function randomRotateAndResize(
   rng: NumpyRandom,
   opts: AugmentOptions = {},
 ): AugmentedBatch {
-  const range = Math.max(0, Math.min(2, opts.scaleRange ?? 0.5));
+  const range = Math.max(
+    0,
+    Math.min(2, opts.scaleRange ?? (paramSpec(TRAIN_PARAMS, "scale_range").default as number)),
+  );
   const [ly, lx] = opts.xy ?? [256, 256];
   const nimg = images.length;
   if (labels.length !== nimg) {

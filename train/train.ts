@@ -30,6 +30,7 @@
  * ```
  * @module
  */
+import { checkParam, paramSpec, TRAIN_PARAMS } from "../core/params.ts";
 import { join } from "node:path";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
@@ -222,6 +223,9 @@ async function loadModelState(model: string | StateDict): Promise<StateDict> {
   }
 }
 
+/** A recipe default of the parameter table. */
+const trainDefault = (key: string) => paramSpec(TRAIN_PARAMS, key).default as number;
+
 /**
  * Trains a cpsam network with cellpose v4's recipe (see the module doc) and saves it. Throws
  * `BAD_PARAMETER` for options out of range or too few usable images, `BAD_MODEL` for a
@@ -230,11 +234,11 @@ async function loadModelState(model: string | StateDict): Promise<StateDict> {
  */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
-  const nEpochs = opts.nEpochs ?? 100;
-  const lr0 = opts.learningRate ?? 1e-5;
-  const batchSize = opts.batchSize ?? 1;
+  const nEpochs = opts.nEpochs ?? trainDefault("nEpochs");
+  const lr0 = opts.learningRate ?? trainDefault("learningRate");
+  const batchSize = opts.batchSize ?? trainDefault("batchSize");
   const saveEvery = opts.saveEvery ?? 100;
-  const minTrainMasks = opts.minTrainMasks ?? 5;
+  const minTrainMasks = opts.minTrainMasks ?? trainDefault("minTrainMasks");
   positiveInt("n_epochs", nEpochs);
   positiveInt("batch_size", batchSize);
   positiveInt("save_every", saveEvery);
@@ -244,6 +248,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       `min_train_masks must be an integer >= 0, got ${minTrainMasks}`,
       minTrainMasks,
     );
+  }
+  // the table's ranges of every recipe parameter given
+  for (const spec of TRAIN_PARAMS) {
+    const v = (opts as unknown as Record<string, unknown>)[spec.key];
+    if (v !== undefined && spec.type !== "string") checkParam(spec, v, spec.name);
   }
   const LR = learningRates(lr0, nEpochs);
   const sd = await loadModelState(opts.model);
@@ -274,7 +283,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const net = new TrainingNet(sd, {
     device: opts.device,
-    rdrop: opts.rdrop ?? 0.4,
+    rdrop: opts.rdrop ?? trainDefault("rdrop"),
     trainBlocks: opts.trainBlocks,
     numThreads: opts.numThreads,
   });
@@ -296,15 +305,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const modelsDir = join(opts.savePath ?? Deno.cwd(), "models");
   await Deno.mkdir(modelsDir, { recursive: true });
   const path = join(modelsDir, modelName);
-  const opt = new AdamW(net.parameters(), { weightDecay: opts.weightDecay ?? 0.1 });
+  const opt = new AdamW(net.parameters(), {
+    weightDecay: opts.weightDecay ?? trainDefault("weightDecay"),
+  });
 
   const fingerprint = {
     nEpochs,
     learningRate: lr0,
-    weightDecay: opts.weightDecay ?? 0.1,
+    weightDecay: opts.weightDecay ?? trainDefault("weightDecay"),
     batchSize,
     nimgPerEpoch,
-    rdrop: opts.rdrop ?? 0.4,
+    rdrop: opts.rdrop ?? trainDefault("rdrop"),
     trainBlocks: opts.trainBlocks ?? null,
     images: all.map((t) => t.name),
   };

@@ -17,7 +17,8 @@ import { basename, dirname } from "node:path";
 import { CellposeError } from "../../core/errors.ts";
 import type { SegmentOptions } from "../../core/types.ts";
 import { DEFAULT_MAX_DECODED_BYTES, type LoadedImage, readImage, segment } from "../../mod.ts";
-import { formatOptions, parseArgs, type Values } from "../args.ts";
+import { NORM_PERCENTILE, SEGMENT_PARAMS } from "../../core/params.ts";
+import { formatOptions, optionalTableFlag, parseArgs, tableFlag, type Values } from "../args.ts";
 import { type Command, describeError, EXIT } from "../command.ts";
 import { loadModelForCli, modelOptions } from "../model.ts";
 import { outputOptions, wantsOutput, writeOutputs } from "../outputs.ts";
@@ -31,6 +32,16 @@ import {
   segmentLargeImage,
 } from "../large.ts";
 
+/** A segmentation flag from the parameter table. */
+function seg<const K extends "number" | "integer" | "boolean">(
+  name: string,
+  kind: K,
+  placeholder?: string,
+) {
+  return tableFlag(SEGMENT_PARAMS, name, kind, { placeholder, group: "Segmentation" });
+}
+
+/** The flags of `cellpose segment`. */
 export const options = {
   dir: {
     kind: "string",
@@ -55,21 +66,14 @@ export const options = {
     description: "in folders, only images whose name (without extension) ends with END",
     group: "Input",
   },
-  channel_axis: {
-    kind: "integer",
-    min: 0,
+  channel_axis: optionalTableFlag(SEGMENT_PARAMS, "channel_axis", "integer", {
     placeholder: "AXIS",
-    description: "axis of the channels (0 = first). Default: taken from the file, else guessed " +
-      "(the smaller of the first and last axes)",
     group: "Input",
-  },
-  z_axis: {
-    kind: "integer",
-    min: 0,
+  }),
+  z_axis: optionalTableFlag(SEGMENT_PARAMS, "z_axis", "integer", {
     placeholder: "AXIS",
-    description: "axis of the Z planes of a stack (0 = first). Default: taken from the file",
     group: "Input",
-  },
+  }),
   max_image_bytes: {
     kind: "integer",
     min: 1,
@@ -80,90 +84,17 @@ export const options = {
       "cannot take the memory. Large TIFFs and OME-Zarr are read block by block instead",
     group: "Input",
   },
-  diameter: {
-    kind: "number",
-    min: 0,
-    placeholder: "PX",
-    description: "typical cell diameter in pixels: the image is resized so cells are 30 px " +
-      "across. Default: none (Cellpose-SAM needs no diameter; give one for very small or large cells)",
-    group: "Segmentation",
-  },
-  flow_threshold: {
-    kind: "number",
-    min: 0,
-    default: 0.4,
-    placeholder: "T",
-    description: "drop masks whose shape disagrees with the predicted flows by more than T; " +
-      "raise it if cells are missing, 0 turns the check off",
-    group: "Segmentation",
-  },
-  cellprob_threshold: {
-    kind: "number",
-    default: 0,
-    placeholder: "T",
-    description: "pixels with cell probability (logit) above T are cell; lower it (e.g. -2) " +
-      "for more and larger masks, raise it for fewer",
-    group: "Segmentation",
-  },
-  min_size: {
-    kind: "integer",
-    default: 15,
-    placeholder: "PIXELS",
-    description: "remove masks smaller than this; -1 keeps all",
-    group: "Segmentation",
-  },
-  max_size_fraction: {
-    kind: "number",
-    min: 0,
-    default: 0.4,
-    placeholder: "F",
-    description: "remove masks larger than this fraction of the image",
-    group: "Segmentation",
-  },
-  niter: {
-    kind: "integer",
-    min: 0,
-    default: 0,
-    placeholder: "N",
-    description: "steps of the flow dynamics; 0 means 200 (scaled with --diameter). Raise it " +
-      "(e.g. 2000) for very long cells",
-    group: "Segmentation",
-  },
-  do_3D: {
-    kind: "boolean",
-    description: "segment a Z stack in 3D (needs a Z axis, see --z_axis)",
-    group: "Segmentation",
-  },
-  stitch_threshold: {
-    kind: "number",
-    min: 0,
-    default: 0,
-    placeholder: "IOU",
-    description: "for stacks without --do_3D: segment each plane and join masks of " +
-      "neighbouring planes that overlap by this IoU (0 = off)",
-    group: "Segmentation",
-  },
-  anisotropy: {
-    kind: "number",
-    min: 0,
-    default: 1,
-    placeholder: "R",
-    description: "Z step divided by the XY pixel size, for --do_3D",
-    group: "Segmentation",
-  },
-  flow3D_smooth: {
-    kind: "number",
-    min: 0,
-    default: 0,
-    placeholder: "SIGMA",
-    description: "Gaussian smoothing of the 3D flows, for --do_3D",
-    group: "Segmentation",
-  },
-  invert: {
-    kind: "boolean",
-    description: "invert the image intensities (dark cells on a bright background)",
-    group: "Segmentation",
-  },
+  diameter: seg("diameter", "number", "PX"),
+  flow_threshold: seg("flow_threshold", "number", "T"),
+  cellprob_threshold: seg("cellprob_threshold", "number", "T"),
+  min_size: seg("min_size", "integer", "PIXELS"),
+  max_size_fraction: seg("max_size_fraction", "number", "F"),
+  niter: seg("niter", "integer", "N"),
+  do_3D: seg("do_3D", "boolean"),
+  stitch_threshold: seg("stitch_threshold", "number", "IOU"),
+  anisotropy: seg("anisotropy", "number", "R"),
+  flow3D_smooth: seg("flow3D_smooth", "number", "SIGMA"),
+  invert: seg("invert", "boolean"),
   no_norm: {
     kind: "boolean",
     description: "do not normalise the intensities (the image is already scaled 0..1)",
@@ -172,19 +103,12 @@ export const options = {
   norm_percentile: {
     kind: "numbers",
     count: 2,
-    default: [1, 99],
+    default: NORM_PERCENTILE,
     placeholder: "LOW HIGH",
     description: "percentiles mapped to 0 and 1 by the normalisation",
     group: "Segmentation",
   },
-  batch_size: {
-    kind: "integer",
-    min: 1,
-    default: 8,
-    placeholder: "N",
-    description: "256x256 tiles per network call (lower it if the GPU runs out of memory)",
-    group: "Segmentation",
-  },
+  batch_size: seg("batch_size", "integer", "N"),
   ...distributedFlags,
   ...largeFlags,
   ...modelOptions,

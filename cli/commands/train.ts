@@ -16,7 +16,8 @@ import { type TrainingPair, trainingPairs } from "../../io/files.ts";
 import { initCpsam } from "../../models/cpsam_init.ts";
 import { loadTrainingImage, type TrainingImage } from "../../train/dataset.ts";
 import { train, type TrainProgress } from "../../train/train.ts";
-import { formatOptions, parseArgs, type Values } from "../args.ts";
+import { TRAIN_PARAMS } from "../../core/params.ts";
+import { formatOptions, optionalTableFlag, parseArgs, tableFlag, type Values } from "../args.ts";
 import { type Command, describeError, EXIT } from "../command.ts";
 
 const DATA = "Training data";
@@ -70,68 +71,23 @@ const options = {
     description: "the network to start from: a cpsam checkpoint path or a model name",
     group: RECIPE,
   },
-  n_epochs: {
-    kind: "integer",
-    default: 100,
-    min: 1,
-    description: "passes over the training set",
-    group: RECIPE,
-  },
-  learning_rate: {
-    kind: "number",
-    default: 1e-5,
-    min: 0,
+  n_epochs: tableFlag(TRAIN_PARAMS, "n_epochs", "integer", { group: RECIPE }),
+  learning_rate: tableFlag(TRAIN_PARAMS, "learning_rate", "number", {
     placeholder: "LR",
-    description: "peak learning rate (10 warm-up epochs, halvings at the end)",
     group: RECIPE,
-  },
-  weight_decay: {
-    kind: "number",
-    default: 0.1,
-    min: 0,
-    description: "AdamW weight decay",
-    group: RECIPE,
-  },
-  batch_size: {
-    kind: "integer",
-    default: 1,
-    min: 1,
-    description: "images per step",
-    group: RECIPE,
-  },
-  nimg_per_epoch: {
-    kind: "integer",
-    min: 1,
-    description: "images per epoch (default: all of them)",
-    group: RECIPE,
-  },
+  }),
+  weight_decay: tableFlag(TRAIN_PARAMS, "weight_decay", "number", { group: RECIPE }),
+  batch_size: tableFlag(TRAIN_PARAMS, "batch_size", "integer", { group: RECIPE }),
+  nimg_per_epoch: optionalTableFlag(TRAIN_PARAMS, "nimg_per_epoch", "integer", { group: RECIPE }),
   nimg_test_per_epoch: {
     kind: "integer",
     min: 1,
     description: "test images per evaluation (default: all)",
     group: RECIPE,
   },
-  min_train_masks: {
-    kind: "integer",
-    default: 5,
-    min: 0,
-    description: "images with fewer masks are left out",
-    group: RECIPE,
-  },
-  rdrop: {
-    kind: "number",
-    default: 0.4,
-    min: 0,
-    description: "layer drop: block i skipped with probability rdrop * i / (depth - 1)",
-    group: RECIPE,
-  },
-  scale_range: {
-    kind: "number",
-    default: 0.5,
-    min: 0,
-    description: "random scales in [1 - r/2, 1 + r/2]",
-    group: RECIPE,
-  },
+  min_train_masks: tableFlag(TRAIN_PARAMS, "min_train_masks", "integer", { group: RECIPE }),
+  rdrop: tableFlag(TRAIN_PARAMS, "rdrop", "number", { group: RECIPE }),
+  scale_range: tableFlag(TRAIN_PARAMS, "scale_range", "number", { group: RECIPE }),
   save_path: {
     kind: "string",
     placeholder: "DIR",
@@ -162,13 +118,10 @@ const options = {
     group: OUT,
   },
   json: { kind: "boolean", description: "print one JSON object per epoch on stdout", group: OUT },
-  train_blocks: {
-    kind: "integer",
-    min: 0,
+  train_blocks: optionalTableFlag(TRAIN_PARAMS, "train_blocks", "integer", {
     placeholder: "K",
-    description: "train only the last K blocks, the neck and the readout (fast on a CPU)",
     group: MORE,
-  },
+  }),
   resume: {
     kind: "boolean",
     description: "continue an interrupted run from <model>.resume.* (same options)",

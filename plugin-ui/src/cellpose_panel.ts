@@ -25,7 +25,6 @@ import { type Displayable, displayPlane, openImage } from "./display.ts";
 import { exportFile, type ExportKind } from "./exports.ts";
 import { readNpy } from "../../io/npy.ts";
 import type { CellposeImageView, Tool, ViewMode } from "./image_view.ts";
-import type { CellposeParams } from "./params_form.ts";
 import "./image_view.ts";
 import "./params_form.ts";
 import type { TrainingExample } from "./train_section.ts";
@@ -315,10 +314,8 @@ export class CellposePanel extends LitElement {
     }
   }
 
-  private get params(): Record<string, number | boolean> {
-    return (this.renderRoot.querySelector("cellpose-params") as CellposeParams | null)?.params ??
-      {};
-  }
+  /** The form's parameters, as its last `params-change` event gave them (events up). */
+  private params: Record<string, number | boolean> = {};
 
   /** Submits the open image and follows the job to its end. */
   async run(): Promise<void> {
@@ -499,7 +496,9 @@ export class CellposePanel extends LitElement {
           : nothing}
         <section>
           <h2>Parameters</h2>
-          <cellpose-params></cellpose-params>
+          <cellpose-params @params-change=${(
+            e: CustomEvent<Record<string, number | boolean>>,
+          ) => (this.params = e.detail)}></cellpose-params>
         </section>
         <section>
           <button id="run" ?disabled=${!img || !!running} @click=${this.run}>Run</button>

@@ -1,77 +1,12 @@
 /**
- * `<cellpose-params>`: the cellpose parameters with their v4 defaults and one line of help each.
- * Fires `change` with `detail` = the parameters as the server takes them (cellpose names).
+ * `<cellpose-params>`: the segmentation parameters the panel shows (those with a `label` in the
+ * parameter table, `core/params.ts`), with the table's defaults, ranges and help. Fires
+ * `params-change` with `detail` = the parameters as the server takes them (cellpose names;
+ * "automatic" values left out).
  * @module
  */
 import { css, html, LitElement } from "lit";
-
-/** One parameter of the form. */
-interface Field {
-  name: string;
-  label: string;
-  value: number | boolean;
-  help: string;
-  step?: number;
-  min?: number;
-}
-
-/** The fields, cellpose v4 names and defaults. */
-export const FIELDS: readonly Field[] = [
-  {
-    name: "diameter",
-    label: "Diameter (px)",
-    value: 0,
-    min: 0,
-    step: 1,
-    help: "0: not needed (Cellpose-SAM is size invariant)",
-  },
-  {
-    name: "flow_threshold",
-    label: "Flow threshold",
-    value: 0.4,
-    min: 0,
-    step: 0.05,
-    help: "higher keeps more, less regular masks; 0 skips the check",
-  },
-  {
-    name: "cellprob_threshold",
-    label: "Cell probability threshold",
-    value: 0,
-    step: 0.5,
-    help: "lower finds more and larger cells",
-  },
-  {
-    name: "min_size",
-    label: "Minimum size (px)",
-    value: 15,
-    min: -1,
-    step: 1,
-    help: "smaller masks are removed; -1 keeps all",
-  },
-  {
-    name: "niter",
-    label: "Iterations",
-    value: 0,
-    min: 0,
-    step: 10,
-    help: "0: automatic (200, scaled with the diameter)",
-  },
-  {
-    name: "stitch_threshold",
-    label: "Stitch threshold",
-    value: 0,
-    min: 0,
-    step: 0.05,
-    help: "a stack plane by plane: masks of adjacent planes overlapping by this IoU are joined " +
-      "(a stack needs this > 0 or 3D)",
-  },
-  {
-    name: "do_3D",
-    label: "3D (whole stack)",
-    value: false,
-    help: "segment a Z stack in 3D instead of plane by plane",
-  },
-];
+import { FIELDS, UNSET } from "./params_fields.ts";
 
 /** Parameter form element. */
 export class CellposeParams extends LitElement {
@@ -104,12 +39,11 @@ export class CellposeParams extends LitElement {
     this.values = Object.fromEntries(FIELDS.map((f) => [f.name, f.value]));
   }
 
-  /** The parameters to send: defaults that mean "automatic" are left out. */
+  /** The parameters to send: "automatic" values and false switches are left out. */
   get params(): Record<string, number | boolean> {
     const out: Record<string, number | boolean> = {};
     for (const [k, v] of Object.entries(this.values)) {
-      if ((k === "diameter" || k === "niter" || k === "stitch_threshold") && v === 0) continue;
-      if (k === "do_3D" && v === false) continue;
+      if (v === false || (UNSET.get(k) !== undefined && v === UNSET.get(k))) continue;
       out[k] = v;
     }
     return out;
@@ -117,7 +51,9 @@ export class CellposeParams extends LitElement {
 
   private set(name: string, value: number | boolean) {
     this.values = { ...this.values, [name]: value };
-    this.dispatchEvent(new CustomEvent("change", { detail: this.params }));
+    this.dispatchEvent(
+      new CustomEvent("params-change", { detail: this.params, bubbles: true, composed: true }),
+    );
   }
 
   override render() {
@@ -131,8 +67,8 @@ export class CellposeParams extends LitElement {
           <small>${f.help}</small>
         `
         : html`
-          <label><span>${f.label}</span><input type="number" name=${f.name} step=${f.step ?? 0.1}
-                      min=${f.min ?? ""} .value=${String(this.values[f.name])}
+          <label><span>${f.label}</span><input type="number" name=${f.name} step=${f.step ?? "any"}
+                      min=${f.min ?? ""} max=${f.max ?? ""} .value=${String(this.values[f.name])}
                       @change=${(e: Event) =>
                         this.set(f.name, Number((e.target as HTMLInputElement).value))}></label>
           <small>${f.help}</small>

@@ -14,6 +14,7 @@
  * ```
  * @module
  */
+import { paramSpec, TRAIN_PARAMS } from "../../core/params.ts";
 import { css, html, LitElement, nothing, svg } from "lit";
 import { ApiError, type ServerApi, type TrainStatus } from "./api.ts";
 
@@ -107,8 +108,8 @@ export class CellposeTrain extends LitElement {
     this.examples = [];
     this.excluded = new Set();
     this.modelName = `my_cells_${new Date().toISOString().slice(0, 10).replaceAll("-", "")}`;
-    this.epochs = 100;
-    this.learningRate = 1e-5;
+    this.epochs = paramSpec(TRAIN_PARAMS, "n_epochs").default as number;
+    this.learningRate = paramSpec(TRAIN_PARAMS, "learning_rate").default as number;
     this.job = null;
     this.losses = [];
     this.error = "";
