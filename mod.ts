@@ -77,6 +77,17 @@ export {
 } from "./io/outlines.ts";
 export { type MaskStat, maskStats, statsCsv } from "./io/stats.ts";
 export { type OutputNames, outputNames } from "./io/names.ts";
+export {
+  type EncodedOutput,
+  encodeOutput,
+  OUTPUT_KINDS,
+  outputFileName,
+  type OutputKind,
+  outputSkipReason,
+  type OutputSource,
+  resultSummary,
+} from "./io/output_formats.ts";
+export { type SavedOutputs, type SaveOptions, saveOutputs } from "./io/outputs.ts";
 export { gpuBackend, type GpuBackendOptions } from "./kernels/backend_gpu.ts";
 export { encodeSegNpy, type SegContent, writeSegNpy } from "./io/seg_npy.ts";
 export { computeMasks, type ComputeMasksOptions } from "./dynamics/compute_masks.ts";

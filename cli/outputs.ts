@@ -1,6 +1,7 @@
 /**
  * The output flags of `segment` (`--save_tif`, `--save_rois`, `--savedir` ...) and writing the
- * chosen files for one image, named as cellpose names them, through the library's writers.
+ * chosen files for one image through the library's `saveOutputs` (named as cellpose names them,
+ * as the server names its results).
  *
  * @example
  * ```ts ignore
@@ -17,23 +18,9 @@
  * ```
  * @module
  */
-import { basename, join, resolve } from "node:path";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
-import { transpose } from "../core/transpose.ts";
-import { partialPath } from "../io/label_sink.ts";
 import type { SegmentResult } from "../core/types.ts";
-import {
-  encodeLabels,
-  encodeRoiZip,
-  encodeSegNpy,
-  encodeTiff,
-  maskStats,
-  masksToOutlines,
-  outlineOverlayPng,
-  outlinesText,
-  outputNames,
-  statsCsv,
-} from "../mod.ts";
+import { type OutputKind, saveOutputs } from "../mod.ts";
 
 /** The output flags. */
 export const outputOptions = {
@@ -110,32 +97,6 @@ export interface OutputArgs {
   save_csv: boolean;
 }
 
-/** Flows [2, H, W] as CYX, or [2|3, Z, H, W] moved to Z, C, H, W (the page order of stacks). */
-function flowsForTiff(
-  flows: NdArray<Float32Array>,
-): { array: NdArray<Float32Array>; axes: string } {
-  if (flows.shape.length === 3) return { array: flows, axes: "CYX" };
-  return { array: transpose(flows, [1, 0, 2, 3]), axes: "ZCYX" };
-}
-
-/**
- * The image beside its masks: its channel axis (the given one, else the one axis whose removal
- * leaves the masks' shape), if first or last as the overlay and statistics need; `undefined`
- * when the image cannot be laid over the masks.
- */
-function alignedImage(
-  image: NdArray<NumericArray>,
-  masks: NdArray,
-  channelAxis: number | undefined,
-): { image: NdArray<NumericArray>; channelAxis?: number } | undefined {
-  const nd = masks.shape.length;
-  const same = (shape: number[]) => shape.join() === masks.shape.join();
-  if (image.shape.length === nd) return same(image.shape) ? { image } : undefined;
-  if (image.shape.length !== nd + 1) return undefined;
-  const axis = [channelAxis ?? nd, 0, nd].find((k) => same(image.shape.filter((_, i) => i !== k)));
-  return axis === 0 || axis === nd ? { image, channelAxis: axis } : undefined;
-}
-
 /**
  * Whether `args` asks for any output at all (`--no_npy` alone does not).
  *
@@ -170,12 +131,21 @@ export interface OutputContext {
   diameter?: number;
 }
 
+/** The flag of each output kind. */
+const FLAG_KINDS: readonly [keyof OutputArgs, string, OutputKind[]][] = [
+  ["save_tif", "--save_tif", ["masks_tif"]],
+  ["save_png", "--save_png", ["masks_png"]],
+  ["save_txt", "--save_txt", ["outlines_txt"]],
+  ["save_outlines", "--save_outlines", ["overlay_png"]],
+  ["save_rois", "--save_rois", ["rois"]],
+  ["save_flows", "--save_flows", ["dp_tif", "cellprob_tif"]],
+  ["save_csv", "--save_csv", ["stats_csv"]],
+];
+
 /**
- * Writes the outputs that `args` asks for. Outputs made for 2D images (PNG labels, outlines) are
- * skipped for stacks, with the reason. Unlike cellpose, `--savedir` also takes `_seg.npy` and the
- * ROI set, so images in read-only folders can be segmented. Each file is written under a hidden
- * temporary name and all are renamed once every one is written: a failure (a full disk, a folder
- * in the way) leaves none of the image's outputs behind. (Example: the module doc.)
+ * Writes the outputs that `args` asks for through the library's {@link saveOutputs} (one naming
+ * rule with the server). Outputs made for 2D images (PNG labels, outlines) are skipped for
+ * stacks, with the reason. (Example: the module doc.)
  */
 export async function writeOutputs(
   imagePath: string,
@@ -183,79 +153,20 @@ export async function writeOutputs(
   context: OutputContext,
   args: OutputArgs,
 ): Promise<WrittenOutputs> {
-  if (args.savedir) await Deno.mkdir(args.savedir, { recursive: true });
-  const names = outputNames(imagePath, { savedir: args.savedir });
-  const inSavedir = (path: string) => args.savedir ? join(args.savedir, basename(path)) : path;
-  const { masks } = result;
-  const flat = masks.shape.length === 2;
-  const written: string[] = [];
-  const skipped: string[] = [];
-  // each file is written under a hidden temporary name; all are renamed once every one is
-  // written, so a failure half-way leaves none of this image's outputs behind
-  const staged: [partial: string, path: string][] = [];
-  const write = async (path: string, bytes: Uint8Array | string) => {
-    const partial = partialPath(path);
-    staged.push([partial, path]);
-    if (typeof bytes === "string") await Deno.writeTextFile(partial, bytes);
-    else await Deno.writeFile(partial, bytes);
-  };
-  try {
-    await writeChosen();
-    for (const [partial, path] of staged) {
-      await Deno.rename(partial, path);
-      written.push(path);
-    }
-  } catch (e) {
-    for (const [partial] of staged) await Deno.remove(partial).catch(() => {});
-    for (const path of written) await Deno.remove(path).catch(() => {});
-    throw e;
+  const kinds: OutputKind[] = args.no_npy ? [] : ["seg"];
+  const flagOf = new Map<string, string>([["seg", "--no_npy"]]);
+  for (const [key, flag, ks] of FLAG_KINDS) {
+    if (!args[key]) continue;
+    kinds.push(...ks);
+    for (const k of ks) flagOf.set(k, flag);
   }
-  return { written, skipped };
-
-  async function writeChosen() {
-    const flatOnly = (flag: string) => {
-      if (!flat) skipped.push(`${flag}: for 2D images only (masks [${masks.shape}])`);
-      return flat;
-    };
-    const aligned = alignedImage(context.image, masks, context.channelAxis);
-    if (!args.no_npy) {
-      await write(
-        inSavedir(names.seg),
-        encodeSegNpy({
-          masks,
-          filename: resolve(imagePath),
-          flows: flat ? result.flows : undefined,
-          cellprob: flat ? result.cellprob : undefined,
-          diameter: context.diameter,
-        }),
-      );
-    }
-    if (args.save_tif) await write(names.masksTif, encodeLabels(masks, "tif"));
-    if (args.save_png && flatOnly("--save_png")) {
-      await write(names.masksPng, encodeLabels(masks, "png"));
-    }
-    if (args.save_txt && flatOnly("--save_txt")) {
-      await write(names.outlinesTxt, outlinesText(masksToOutlines(masks)));
-    }
-    if (args.save_outlines && flatOnly("--save_outlines")) {
-      if (aligned) {
-        await write(
-          names.overlayPng,
-          outlineOverlayPng(aligned.image, masks, { channelAxis: aligned.channelAxis }),
-        );
-      } else {skipped.push(
-          `--save_outlines: image [${context.image.shape}] does not match the masks`,
-        );}
-    }
-    if (args.save_rois) await write(inSavedir(names.rois), encodeRoiZip(masks));
-    if (args.save_flows) {
-      const { array, axes } = flowsForTiff(result.flows);
-      await write(names.dpTif, encodeTiff(array, { axes, compression: "deflate" }));
-      await write(names.cellprobTif, encodeTiff(result.cellprob, { compression: "deflate" }));
-    }
-    if (args.save_csv) {
-      const stats = maskStats(masks, aligned?.image, { channelAxis: aligned?.channelAxis });
-      await write(names.statsCsv, statsCsv(stats));
-    }
-  }
+  const { written, skipped } = await saveOutputs(imagePath, { ...result, ...context }, kinds, {
+    savedir: args.savedir,
+  });
+  // "kind: reason" as the flag the user typed
+  const named = skipped.map((s) => {
+    const [kind, ...reason] = s.split(": ");
+    return `${flagOf.get(kind) ?? kind}: ${reason.join(": ")}`;
+  });
+  return { written, skipped: named };
 }

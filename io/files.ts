@@ -1,6 +1,7 @@
 /**
  * Finds the files a command works on (cellpose's `io.get_image_files` / `get_label_files`):
- * images from files, folders and glob patterns, and for training each image's label image.
+ * images from files, folders and glob patterns (segment), for training each image's label image
+ * (train), and the predicted / true label pairs of `eval`.
  *
  * {@link collectInputs} turns the inputs named on the command line (files, folders, glob
  * patterns) into the list of image files to process. Globs are expanded here, so `'data/*.tif'` works even when quoted (no
@@ -36,7 +37,8 @@ function isImageInput(path: string, imgFilter = ""): boolean {
 
 const isGlob = (s: string) => /[*?[\]{}]/.test(s);
 
-async function kind(path: string): Promise<"file" | "dir" | undefined> {
+/** Whether `path` is a file or a folder (following links), or `undefined` when it is neither. */
+export async function pathKind(path: string): Promise<"file" | "dir" | undefined> {
   try {
     const s = await stat(path);
     return s.isDirectory() ? "dir" : "file";
@@ -80,7 +82,7 @@ export async function collectInputs(
 ): Promise<string[]> {
   const files: string[] = [];
   for (const input of inputs) {
-    const k = await kind(input);
+    const k = await pathKind(input);
     if (k === "file") files.push(input);
     else if (k === "dir") {
       const found = await imagesIn(
@@ -99,7 +101,7 @@ export async function collectInputs(
     } else if (isGlob(input)) {
       const found: string[] = [];
       for await (const f of glob(input)) {
-        if (isImageInput(f, options.imgFilter ?? "") && await kind(f) === "file") found.push(f);
+        if (isImageInput(f, options.imgFilter ?? "") && await pathKind(f) === "file") found.push(f);
       }
       if (!found.length) {
         throw new CellposeError("BAD_PARAMETER", `no image matches the pattern ${input}`, input);
@@ -152,7 +154,7 @@ export async function trainingPairs(
 ): Promise<TrainingPair[]> {
   const maskFilter = options.maskFilter ?? "_masks";
   const imgFilter = options.imgFilter ?? "";
-  if (await kind(dir) !== "dir") {
+  if (await pathKind(dir) !== "dir") {
     throw new CellposeError("BAD_PARAMETER", `no such folder: ${dir}`, dir);
   }
   const images = (await imagesIn(dir, options.lookOneLevelDown ?? false, imgFilter))
@@ -170,7 +172,7 @@ export async function trainingPairs(
     const base = imgFilter ? stem.slice(0, -imgFilter.length) : stem;
     let labels: string | undefined;
     for (const ext of [".tif", ".tiff", ".png", ".npy"]) {
-      if (await kind(base + maskFilter + ext) === "file") {
+      if (await pathKind(base + maskFilter + ext) === "file") {
         labels = base + maskFilter + ext;
         break;
       }
@@ -186,4 +188,66 @@ export async function trainingPairs(
     pairs.push({ image, labels });
   }
   return pairs;
+}
+
+/** One predicted / true label image pair of `cellpose eval`. */
+export interface EvalPair {
+  /** the image's name (the ground truth's stem without `_masks`) */
+  name: string;
+  /** the predicted labels */
+  pred: string;
+  /** the true labels */
+  gt: string;
+}
+
+/** The label files directly in `dir` (links count as the files they point to), sorted. */
+export async function labelFilesIn(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (!IMAGE_EXTENSIONS.includes(extname(e.name).toLowerCase())) continue;
+    // a link counts as the file it points to (folders of links, like a train/val split)
+    if (e.isFile || (e.isSymlink && await pathKind(join(dir, e.name)) === "file")) out.push(e.name);
+  }
+  return out.sort();
+}
+
+/**
+ * Pairs the ground truth of `gtDir` (its `<name>_masks.*` files, else every label file) with the
+ * predictions of `predDir` named by cellpose's rule (`<name>_cp_masks.*`, else the same name or
+ * `<name>_masks.*`); returns the pairs and the ground-truth files without a prediction.
+ *
+ * @example
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { evalPairs } from "./files.ts";
+ * const [pred, gt] = [await Deno.makeTempDir(), await Deno.makeTempDir()];
+ * for (const f of ["a_masks.tif", "b_masks.png"]) await Deno.writeFile(`${gt}/${f}`, new Uint8Array(1));
+ * await Deno.writeFile(`${pred}/a_cp_masks.tif`, new Uint8Array(1));
+ * const { pairs, missing } = await evalPairs(pred, gt);
+ * assertEquals([pairs.map((p) => p.name), missing], [["a"], ["b_masks.png"]]);
+ * ```
+ */
+export async function evalPairs(
+  predDir: string,
+  gtDir: string,
+): Promise<{ pairs: EvalPair[]; missing: string[] }> {
+  const stemOf = (f: string) => basename(f).slice(0, -extname(f).length);
+  const predFiles = new Set(await labelFilesIn(predDir));
+  const gtAll = await labelFilesIn(gtDir);
+  const masks = gtAll.filter((f) => /(?<!_cp)_masks$/.test(stemOf(f)));
+  const gtFiles = masks.length ? masks : gtAll;
+  const pairs: EvalPair[] = [];
+  const missing: string[] = [];
+  for (const gt of gtFiles) {
+    const base = stemOf(gt).replace(/_masks$/, "");
+    const candidates = [
+      ...IMAGE_EXTENSIONS.map((e) => `${base}_cp_masks${e}`),
+      gt,
+      ...IMAGE_EXTENSIONS.map((e) => `${base}_masks${e}`),
+    ];
+    const pred = candidates.find((c) => predFiles.has(c));
+    if (pred) pairs.push({ name: base, pred: join(predDir, pred), gt: join(gtDir, gt) });
+    else missing.push(gt);
+  }
+  return { pairs, missing };
 }

@@ -25,7 +25,6 @@
  * @module
  */
 import { Zip, ZipDeflate } from "fflate";
-import { basename, join } from "node:path";
 import { CellposeError } from "../core/errors.ts";
 import type { ImageSource, Progress } from "../core/types.ts";
 import { openImageSource } from "./image_source.ts";
@@ -101,7 +100,6 @@ class PartialFile {
  */
 export function largeOutputs(source: ImageSource, options: LargeOutputOptions): LargeOutputs {
   const names = outputNames(options.imagePath, { savedir: options.savedir });
-  const inSavedir = (p: string) => options.savedir ? join(options.savedir, basename(p)) : p;
   const wanted = options.csv || options.txt || options.rois;
   const acc = new MaskStatsAccumulator(2, source.channels);
   let rowsSeen = 0, closed = false;
@@ -141,7 +139,7 @@ export function largeOutputs(source: ImageSource, options: LargeOutputOptions): 
       }
       if (options.txt || options.rois) {
         const txt = options.txt ? new PartialFile(names.outlinesTxt) : undefined;
-        const zip = options.rois ? new PartialFile(inSavedir(names.rois)) : undefined;
+        const zip = options.rois ? new PartialFile(names.rois) : undefined;
         for (const f of [txt, zip]) if (f) files.push(f);
         await traceOutlines(labelsPath, stats, options.tile ?? 2048, txt, zip, run);
         for (const f of [txt, zip]) {

@@ -20,6 +20,9 @@ import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import { masksToOutlines } from "./outlines.ts";
 
+/** The entries' modification time: the earliest a zip can store (1980-01-01). */
+const ZIP_TIME = new Date(1980, 0, 1);
+
 /** ImageJ ROI types this writer produces. */
 export type RoiType = "polygon" | "freehand";
 
@@ -117,7 +120,8 @@ export function encodeRoiZip(
       });
     }
   }
-  return zipSync(files, { level: 6 });
+  // a fixed time stamp: the same masks give the same bytes (CLI, server and panel agree)
+  return zipSync(files, { level: 6, mtime: ZIP_TIME });
 }
 
 /**

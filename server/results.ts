@@ -1,7 +1,8 @@
 /**
  * What the server keeps of a finished segmentation (the label image, mask count, timings and,
  * unless turned off, the flows and cell probabilities for viewers) and how it is sent back in
- * each format of `GET /v1/jobs/:id/result?format=`.
+ * each format of `GET /v1/jobs/:id/result?format=`: the library's output encoders and names
+ * (`io/output_formats.ts`), so a result downloaded from the server is the CLI's file, byte for byte.
  *
  * @example
  * ```ts
@@ -9,7 +10,7 @@
  * const stored = { masks: { data: new Uint16Array([0, 1, 1, 0]), shape: [2, 2] }, nMasks: 1,
  *   timings: {}, name: "cells.tif" };
  * const out = encodeResult(stored, "npy");
- * console.log(out.contentType, out.filename); // application/x-npy cells_masks.npy
+ * console.log(out.contentType, out.filename); // application/x-npy cells_cp_masks.npy
  * ```
  * @module
  */
@@ -17,11 +18,13 @@ import type { NdArray, NumericArray } from "../core/ndarray.ts";
 import type { SegmentResult } from "../core/types.ts";
 import { CellposeError } from "../core/errors.ts";
 import { ServerError } from "./errors.ts";
-import { writeNpy } from "../io/npy.ts";
-import { encodeLabels } from "../io/labels.ts";
-import { encodeRoiZip } from "../io/roi.ts";
-import { maskStats, statsCsv } from "../io/stats.ts";
-import { masksToOutlines, outlinesText } from "../io/outlines.ts";
+import {
+  encodeOutput,
+  outputFileName,
+  type OutputKind,
+  type OutputSource,
+  resultSummary as summaryOf,
+} from "../io/output_formats.ts";
 
 /** The part of a {@link SegmentResult} the server stores. */
 export interface StoredResult {
@@ -56,24 +59,7 @@ export function storedBytes(r: StoredResult): number {
     (r.cellprob?.data.byteLength ?? 0) + (r.image?.data.data.byteLength ?? 0);
 }
 
-/** Summary sent for `format=json` and in job views. */
-export function resultSummary(r: StoredResult): Record<string, unknown> {
-  return {
-    nMasks: r.nMasks,
-    shape: r.masks.shape,
-    dtype: r.masks.data instanceof Uint32Array ? "uint32" : "uint16",
-    timings: r.timings,
-  };
-}
-
-interface Format {
-  contentType: string;
-  suffix: string;
-  encode(r: StoredResult): Uint8Array | string;
-}
-
-const NPY = "application/x-npy";
-
+/** Throws NOT_FOUND when the server did not keep `what` (started with keepFlows false). */
 function kept<T>(v: T | undefined, what: string): T {
   if (v === undefined) {
     throw new ServerError(
@@ -85,48 +71,22 @@ function kept<T>(v: T | undefined, what: string): T {
   return v;
 }
 
-const FORMATS: Record<string, Format> = {
-  json: {
-    contentType: "application/json; charset=utf-8",
-    suffix: "_masks.json",
-    encode: (r) => JSON.stringify(resultSummary(r)),
-  },
-  tiff: {
-    contentType: "image/tiff",
-    suffix: "_masks.tif",
-    encode: (r) => encodeLabels(r.masks, "tif"),
-  },
-  png: {
-    contentType: "image/png",
-    suffix: "_masks.png",
-    encode: (r) => encodeLabels(r.masks, "png"),
-  },
-  npy: { contentType: NPY, suffix: "_masks.npy", encode: (r) => encodeLabels(r.masks, "npy") },
-  roi: {
-    contentType: "application/zip",
-    suffix: "_rois.zip",
-    encode: (r) => encodeRoiZip(r.masks),
-  },
-  csv: {
-    contentType: "text/csv; charset=utf-8",
-    suffix: "_stats.csv",
-    encode: (r) => statsCsv(maskStats(r.masks)),
-  },
-  outlines: {
-    contentType: "text/plain; charset=utf-8",
-    suffix: "_cp_outlines.txt",
-    encode: (r) => outlinesText(masksToOutlines(r.masks)),
-  },
-  flows: {
-    contentType: NPY,
-    suffix: "_flows.npy",
-    encode: (r) => writeNpy(kept(r.flows, "flows")),
-  },
-  cellprob: {
-    contentType: NPY,
-    suffix: "_cellprob.npy",
-    encode: (r) => writeNpy(kept(r.cellprob, "cellprob")),
-  },
+/** Summary sent for `format=json` and in job views. */
+export function resultSummary(r: StoredResult): Record<string, unknown> {
+  return summaryOf(outputSource(r));
+}
+
+/** The output kind of each `format` (names and bytes as the CLI's files: `io/output_formats.ts`). */
+const FORMATS: Record<string, OutputKind> = {
+  json: "summary_json",
+  tiff: "masks_tif",
+  png: "masks_png",
+  npy: "masks_npy",
+  roi: "rois",
+  csv: "stats_csv",
+  outlines: "outlines_txt",
+  flows: "dp_npy",
+  cellprob: "cellprob_npy",
 };
 
 /** The accepted `format` values. */
@@ -144,18 +104,37 @@ export function checkFormat(format: string): void {
   if (!(format in FORMATS)) {
     throw new CellposeError(
       "BAD_PARAMETER",
-      `format must be one of ${RESULT_FORMATS.join(", ")}, got ${JSON.stringify(format)}`,
-      { field: "format", got: format },
+      `format must be one of ${RESULT_FORMATS.join(", ")}, got ${
+        JSON.stringify(format.slice(0, 50))
+      }`,
+      { field: "format", got: format.slice(0, 50) },
     );
   }
 }
 
-/** Encodes `r` as `format`; an unknown format is a `BAD_PARAMETER` naming the field. */
+/** What the output encoders read of a stored result (with its image, when kept). */
+function outputSource(r: StoredResult): OutputSource {
+  return {
+    masks: r.masks,
+    flows: r.flows,
+    cellprob: r.cellprob,
+    nMasks: r.nMasks,
+    timings: r.timings,
+    image: r.image?.data,
+    channelAxis: r.image?.channelAxis,
+  };
+}
+
+/**
+ * Encodes `r` as `format`, named as the CLI names the same file; an unknown format is a
+ * `BAD_PARAMETER` naming the field, flows or cell probabilities not kept a `NOT_FOUND`.
+ */
 export function encodeResult(r: StoredResult, format: string): EncodedResult {
   checkFormat(format);
-  const f = FORMATS[format];
-  const base = r.name.replace(/\.[^.]*$/, "") || "image";
-  return { body: f.encode(r), contentType: f.contentType, filename: base + f.suffix };
+  const kind = FORMATS[format];
+  if (format === "flows" || format === "cellprob") kept(r[format], format);
+  const out = encodeOutput(kind, outputSource(r));
+  return { body: out.bytes, contentType: out.contentType, filename: outputFileName(kind, r.name) };
 }
 
 /** `stored` with its masks replaced by `labels` (same shape, whole non-negative numbers). */

@@ -101,7 +101,7 @@ Deno.test({
         page.waitForEvent("download"),
         page.getByRole("button", { name: "Label TIFF" }).click(),
       ]);
-      assertEquals(download.suggestedFilename(), "03f583ec5018_masks.tif");
+      assertEquals(download.suggestedFilename(), "03f583ec5018_cp_masks.tif"); // the CLI's name
       const saved = join(ARTIFACTS, download.suggestedFilename());
       await download.saveAs(saved);
       const tiff = await readImage(saved);

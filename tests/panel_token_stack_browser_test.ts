@@ -118,7 +118,7 @@ Deno.test({
       };
       // the label TIFF: the whole stack, equal to the server's masks
       const tiff = await save("Label TIFF");
-      assertEquals(tiff.name, "stack_masks.tif");
+      assertEquals(tiff.name, "stack_cp_masks.tif"); // the CLI's name
       const back = await readImage(tiff.path);
       assertEquals(back.image.shape, [2, H, W]);
       assertEquals(Array.from(back.image.data), Array.from(data));

@@ -160,7 +160,7 @@ Deno.test("server: segmentation jobs with the tiny model over HTTP", async (t) =
       const npyRes = await get("npy");
       assertEquals(
         npyRes.headers.get("content-disposition"),
-        'attachment; filename="image_masks.npy"',
+        'attachment; filename="image_cp_masks.npy"',
       );
       const masks = readNpy(new Uint8Array(await npyRes.arrayBuffer()));
       assertEquals(masks.shape, [300, 417]);
@@ -223,7 +223,7 @@ Deno.test("server: segmentation jobs with the tiny model over HTTP", async (t) =
       assertEquals(res.status, 200);
       assertEquals(
         res.headers.get("content-disposition"),
-        'attachment; filename="cells_masks.npy"',
+        'attachment; filename="cells_cp_masks.npy"',
       );
       const masks = readNpy(new Uint8Array(await res.arrayBuffer()));
       assert(sameUpToRenumbering(masks.data as Uint16Array, ref.data as Uint16Array));

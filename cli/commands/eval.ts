@@ -10,13 +10,12 @@
  * ```
  * @module
  */
-import { basename, extname, join } from "node:path";
-import { stat } from "node:fs/promises";
+import { basename, extname } from "node:path";
 import { CellposeError } from "../../core/errors.ts";
 import { averagePrecision, errorRate, type MatchCounts, readImage } from "../../mod.ts";
 import { formatOptions, parseArgs } from "../args.ts";
 import { type Command, describeError, EXIT } from "../command.ts";
-import { IMAGE_EXTENSIONS } from "../../io/files.ts";
+import { type EvalPair, evalPairs, pathKind } from "../../io/files.ts";
 
 const options = {
   thresholds: {
@@ -61,55 +60,12 @@ ${
   }Exit codes: 0 every pair scored, 1 some pair could not be read (or no pair found), 2 wrong
 command line.`;
 
-/** One predicted / true label image pair. */
-interface Pair {
-  name: string;
-  pred: string;
-  gt: string;
-}
-
-const labelExt = (f: string) => IMAGE_EXTENSIONS.includes(extname(f).toLowerCase());
 const stemOf = (f: string) => basename(f).slice(0, -extname(f).length);
 
 async function isDir(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    throw new CellposeError("BAD_PARAMETER", `no such file or folder: ${path}`, path);
-  }
-}
-
-/** Pairs ground-truth files with predictions; returns the pairs and the unmatched names. */
-async function pairFolders(predDir: string, gtDir: string) {
-  const list = async (dir: string) => {
-    const out: string[] = [];
-    for await (const e of Deno.readDir(dir)) {
-      if (!labelExt(e.name)) continue;
-      // a link counts as the file it points to (folders of links, like a train/val split)
-      const file = e.isFile ||
-        (e.isSymlink && (await stat(join(dir, e.name)).catch(() => null))?.isFile());
-      if (file) out.push(e.name);
-    }
-    return out.sort();
-  };
-  const predFiles = new Set(await list(predDir));
-  const gtAll = await list(gtDir);
-  const masks = gtAll.filter((f) => /(?<!_cp)_masks$/.test(stemOf(f)));
-  const gtFiles = masks.length ? masks : gtAll;
-  const pairs: Pair[] = [];
-  const missing: string[] = [];
-  for (const gt of gtFiles) {
-    const base = stemOf(gt).replace(/_masks$/, "");
-    const candidates = [
-      ...IMAGE_EXTENSIONS.map((e) => `${base}_cp_masks${e}`),
-      gt,
-      ...IMAGE_EXTENSIONS.map((e) => `${base}_masks${e}`),
-    ];
-    const pred = candidates.find((c) => predFiles.has(c));
-    if (pred) pairs.push({ name: base, pred: join(predDir, pred), gt: join(gtDir, gt) });
-    else missing.push(gt);
-  }
-  return { pairs, missing };
+  const k = await pathKind(path);
+  if (!k) throw new CellposeError("BAD_PARAMETER", `no such file or folder: ${path}`, path);
+  return k === "dir";
 }
 
 async function readLabels(path: string) {
@@ -150,10 +106,10 @@ async function run(argv: string[]): Promise<number> {
     );
   }
   const { pairs, missing } = predIsDir
-    ? await pairFolders(predPath, gtPath)
+    ? await evalPairs(predPath, gtPath)
     : { pairs: [{ name: stemOf(gtPath), pred: predPath, gt: gtPath }], missing: [] as string[] };
   const failures: string[] = [];
-  const images: (Pair & MatchCounts & { errorRate: number })[] = [];
+  const images: (EvalPair & MatchCounts & { errorRate: number })[] = [];
   for (const pair of pairs) {
     try {
       const [pred, gt] = [await readLabels(pair.pred), await readLabels(pair.gt)];

@@ -1,16 +1,28 @@
 /**
- * The panel's exports, made in the browser by the same encoders the server uses for its results
- * (server/results.ts over io/): label TIFF, ImageJ ROI zip, cellpose outlines text, per-mask CSV.
- * Edited labels are exported as they are now. A Z-stack result exports whole ([Z, H, W] TIFF,
- * ROIs and CSV rows of every plane), except outlines, which cellpose traces per plane: those of
- * the plane shown, named `..._z<plane>_cp_outlines.txt`.
+ * The panel's exports, made in the browser by the library's output encoders and names
+ * (`io/output_formats.ts`, the same the CLI and the server use): label TIFF, ImageJ ROI zip,
+ * cellpose outlines text, per-mask CSV. Edited labels are exported as they are now. A Z-stack
+ * result exports whole ([Z, H, W] TIFF, ROIs and CSV rows of every plane), except outlines,
+ * which cellpose traces per plane: those of the plane shown, named `..._z<plane>_cp_outlines.txt`.
  * @module
  */
-import { encodeResult } from "../../server/results.ts";
+import {
+  encodeOutput,
+  imageBase,
+  outputFileName,
+  type OutputKind,
+} from "../../io/output_formats.ts";
 import { countMasks } from "./render.ts";
 
-/** What can be exported: a `format` of the server's results. */
+/** What can be exported (the server's `format` names). */
 export type ExportKind = "tiff" | "roi" | "outlines" | "csv";
+
+const KINDS: Record<ExportKind, OutputKind> = {
+  tiff: "masks_tif",
+  roi: "rois",
+  outlines: "outlines_txt",
+  csv: "stats_csv",
+};
 
 /**
  * Bytes (or text), file name and MIME type of one export of a label image of `planes` planes of
@@ -30,8 +42,8 @@ export function exportFile(
   if (planes > 1 && kind === "outlines") {
     const n = height * width;
     masks = { data: labels.subarray(plane * n, (plane + 1) * n), shape: [height, width] };
-    base = `${name.replace(/\.[^.]*$/, "") || "image"}_z${plane}`;
+    base = `${imageBase(name)}_z${plane}.`;
   }
-  const r = encodeResult({ masks, nMasks: countMasks(masks.data), timings: {}, name: base }, kind);
-  return { bytes: r.body, name: r.filename, type: r.contentType };
+  const out = encodeOutput(KINDS[kind], { masks, nMasks: countMasks(masks.data) });
+  return { bytes: out.bytes, name: outputFileName(KINDS[kind], base), type: out.contentType };
 }
