@@ -124,7 +124,7 @@ Deno.test({
       assertEquals(Array.from(back.image.data), Array.from(data));
       // the CSV: one row per mask of the stack
       const csv = await save("CSV");
-      assertEquals(csv.name, "stack_stats.csv");
+      assertEquals(csv.name, "stack_stats_cp_masks.csv");
       const rows = (await Deno.readTextFile(csv.path)).trim().split("\n");
       assertEquals(rows.length - 1, new Set(data.filter((v) => v > 0)).size);
       // the outlines: of the plane shown (the second)
