@@ -17,12 +17,13 @@
  * ```
  * @module
  */
+import { HTTPException } from "hono/http-exception";
 import { Hono } from "hono";
 import { CellposeError } from "../core/errors.ts";
 import { type NdArray, type NumericArray, size } from "../core/ndarray.ts";
 import type { Device } from "../core/types.ts";
 import { listModels, modelsDir, type Precision } from "../models/store.ts";
-import { guard } from "./auth.ts";
+import { guard, TOKEN_PATHS, tokenAuth } from "./auth.ts";
 import { createEngine, type RemoteModel } from "./engine.ts";
 import { bridgeRoutes } from "./bridge.ts";
 import { largeRoutes } from "./large.ts";
@@ -188,13 +189,16 @@ export function createApp(options: AppOptions = {}): CellposeApp {
   }
 
   const app = new Hono();
-  app.onError((err) => errorResponse(err, undefined, log));
+  app.onError((err) =>
+    err instanceof HTTPException ? err.getResponse() : errorResponse(err, undefined, log)
+  );
   app.notFound((c) => jsonError(404, "NOT_FOUND", `no route ${c.req.method} ${c.req.path}`));
-  app.use(guard({
+  app.use(...guard({
     token: options.token,
     corsOrigins: options.corsOrigins ?? [],
     ownOrigins: options.ownOrigins ?? (() => []),
   }));
+  if (options.token) { for (const path of TOKEN_PATHS) app.use(path, tokenAuth(options.token)); }
 
   app.post("/v1/segment", async (c) => {
     const sync = flag(c.req.query("sync"), "sync");

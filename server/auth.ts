@@ -2,12 +2,13 @@
  * Who may talk to the server. Three checks run before every route:
  *
  * - Origin: a request carrying an `Origin` header must come from the server's own origin (the
- *   panel) or a configured one, else 403; allowed cross origins get CORS headers and preflights.
+ *   panel) or a configured one, else 403; allowed origins get CORS headers and preflights
+ *   (Hono's `cors`).
  * - Host: with no token (loopback only), the `Host` header must name a loopback address, so a web
  *   page cannot reach the server through DNS rebinding.
  * - Token: when a token is set, `/v1/*` and `/openapi.json` need `Authorization: Bearer <token>`
- *   (or `?token=` for `EventSource`, which cannot send headers). The panel's static files
- *   are public.
+ *   (Hono's `bearerAuth`), or `?token=` for `EventSource`, which cannot send headers. The panel's
+ *   static files are public.
  *
  * {@link requireTokenForBind} enforces the rule that binding beyond loopback needs a token.
  *
@@ -20,6 +21,10 @@
  * @module
  */
 import type { MiddlewareHandler } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
+import { cors } from "hono/cors";
+import { timingSafeEqual } from "hono/utils/buffer";
+import { excerpt } from "../core/check.ts";
 import { CellposeError } from "../core/errors.ts";
 import { jsonError } from "./errors.ts";
 
@@ -61,20 +66,28 @@ export interface GuardOptions {
   ownOrigins: () => readonly string[];
 }
 
-const PREFLIGHT_HEADERS = "Authorization, Content-Type, Last-Event-ID";
+/** Whether `origin` (a request's `Origin`) may call the API: the panel's own, or configured. */
+function allowedOrigin(opts: GuardOptions, origin: string): boolean {
+  return opts.ownOrigins().includes(origin) || opts.corsOrigins.includes("*") ||
+    opts.corsOrigins.includes(origin);
+}
 
-/** The Hono middleware applying origin, host and token checks (see the module doc). */
-export function guard(opts: GuardOptions): MiddlewareHandler {
-  return async (c, next) => {
+/** The paths that need the token when one is set (the panel's static files are public). */
+export const TOKEN_PATHS: readonly string[] = ["/v1/*", "/openapi.json"];
+
+/**
+ * The Hono middleware of the origin and Host checks and CORS (Hono's `cors`), in this order;
+ * the token check is {@link tokenAuth}, on {@link TOKEN_PATHS}. See the module doc.
+ */
+export function guard(opts: GuardOptions): MiddlewareHandler[] {
+  const checks: MiddlewareHandler = async (c, next) => {
     const origin = c.req.header("origin");
-    const own = opts.ownOrigins();
-    const cross = origin !== undefined && !own.includes(origin);
-    if (cross && !opts.corsOrigins.includes("*") && !opts.corsOrigins.includes(origin)) {
+    if (origin !== undefined && !allowedOrigin(opts, origin)) {
       return jsonError(
         403,
         "FORBIDDEN",
-        `origin ${origin} is not allowed; add it to the server's CORS origins ` +
-          `(option corsOrigins, or CELLPOSE_CORS_ORIGINS=${origin})`,
+        `origin ${excerpt(origin)} is not allowed; add it to the server's CORS origins ` +
+          `(option corsOrigins, or CELLPOSE_CORS_ORIGINS=${excerpt(origin)})`,
         "origin",
       );
     }
@@ -84,61 +97,52 @@ export function guard(opts: GuardOptions): MiddlewareHandler {
         return jsonError(
           403,
           "FORBIDDEN",
-          `host ${JSON.stringify(host)} is not a loopback name; without a token the server ` +
+          `host ${excerpt(host)} is not a loopback name; without a token the server ` +
             "only answers requests to 127.0.0.1, localhost or [::1]",
           "host",
         );
       }
     }
-    if (cross && c.req.method === "OPTIONS") {
-      return new Response(null, {
-        status: 204,
-        headers: {
-          "access-control-allow-origin": origin,
-          "access-control-allow-methods": "GET, POST, DELETE, OPTIONS",
-          "access-control-allow-headers": PREFLIGHT_HEADERS,
-          "access-control-max-age": "600",
-          "vary": "Origin",
-        },
-      });
-    }
-    const path = c.req.path;
-    if (opts.token && (path.startsWith("/v1/") || path === "/openapi.json")) {
-      const header = c.req.header("authorization") ?? "";
-      const given = header.startsWith("Bearer ") ? header.slice(7).trim() : c.req.query("token");
-      if (given === undefined || !sameSecret(given, opts.token)) {
-        const res = jsonError(
-          401,
-          "UNAUTHORIZED",
-          given === undefined
-            ? "this server needs Authorization: Bearer <token>"
-            : "the bearer token is wrong",
-          "authorization",
-          { "www-authenticate": 'Bearer realm="cellpose"' },
-        );
-        return cross ? withCors(res, origin) : res;
-      }
-    }
     await next();
-    if (cross) {
-      c.res.headers.set("access-control-allow-origin", origin);
-      c.res.headers.set("access-control-expose-headers", "Location, Retry-After");
-      c.res.headers.append("vary", "Origin");
-    }
   };
+  const corsHeaders = cors({
+    origin: (origin) => allowedOrigin(opts, origin) ? origin : null,
+    allowMethods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+    allowHeaders: ["Authorization", "Content-Type", "Last-Event-ID"],
+    exposeHeaders: ["Location", "Retry-After"],
+    maxAge: 600,
+  });
+  return [checks, corsHeaders];
 }
 
-function withCors(res: Response, origin: string): Response {
-  res.headers.set("access-control-allow-origin", origin);
-  res.headers.append("vary", "Origin");
-  return res;
-}
-
-/** Compares two secrets in time independent of where they differ. */
-function sameSecret(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < y.length; i++) diff |= (x[i] ?? 0) ^ y[i];
-  return diff === 0;
+/**
+ * The token check (Hono's `bearerAuth`, realm "cellpose"; errors as the API's JSON errors), also
+ * taking `?token=` for `EventSource`, which cannot send headers.
+ */
+export function tokenAuth(token: string): MiddlewareHandler {
+  const unauthorized = (message: string) => () =>
+    jsonError(401, "UNAUTHORIZED", message, "authorization", {
+      "www-authenticate": 'Bearer realm="cellpose"',
+    });
+  const bearer = bearerAuth({
+    token,
+    realm: "cellpose",
+    noAuthenticationHeader: {
+      message: unauthorized("this server needs Authorization: Bearer <token>"),
+    },
+    invalidAuthenticationHeader: {
+      message: unauthorized("the Authorization header must be Bearer <token>"),
+    },
+    invalidToken: { message: unauthorized("the bearer token is wrong") },
+  });
+  return async (c, next) => {
+    const query = c.req.query("token");
+    if (c.req.header("authorization") === undefined && query !== undefined) {
+      if (!(await timingSafeEqual(token, query))) {
+        return unauthorized("the bearer token is wrong")();
+      }
+      return await next();
+    }
+    return await bearer(c, next);
+  };
 }
