@@ -18,8 +18,10 @@
  * ```
  * @module
  */
-import { css, html, LitElement, nothing } from "lit";
-import { ApiError, type JobStatus, ServerApi, type Viewer } from "./api.ts";
+import { html, LitElement, nothing } from "lit";
+import { ApiError, ServerApi, type Viewer } from "./api.ts";
+import { JobFollower } from "./job_follower.ts";
+import { panelStyles } from "./panel_styles.ts";
 import { countMasks } from "./render.ts";
 import { type Displayable, displayPlane, openImage } from "./display.ts";
 import { exportFile, type ExportKind } from "./exports.ts";
@@ -64,112 +66,13 @@ function download(bytes: Uint8Array | string, name: string, type: string) {
 
 /** The panel element. */
 export class CellposePanel extends LitElement {
-  static override styles = css`
-    :host {
-      display: grid;
-      grid-template-columns: 330px 1fr;
-      height: 100%;
-      min-height: 600px;
-      font: 13px system-ui, sans-serif;
-      color: #223;
-      background: #f6f7f9;
-    }
-    aside {
-      overflow: auto;
-      padding: 12px;
-      display: grid;
-      gap: 12px;
-      align-content: start;
-      grid-template-columns: minmax(0, 1fr);
-      border-right: 1px solid #dde;
-    }
-    h1 {
-      font-size: 16px;
-      margin: 0;
-    }
-    h2 {
-      font-size: 13px;
-      margin: 0 0 4px;
-      text-transform: uppercase;
-      color: #556;
-      letter-spacing: .04em;
-    }
-    section {
-      display: grid;
-      gap: 6px;
-    }
-    .drop {
-      box-sizing: border-box;
-      border: 2px dashed #aab;
-      border-radius: 6px;
-      padding: 14px;
-      text-align: center;
-      color: #556;
-    }
-    .drop.over {
-      border-color: #48f;
-      background: #eef4ff;
-    }
-    main {
-      display: grid;
-      grid-template-rows: auto 1fr auto;
-      min-width: 0;
-    }
-    .toolbar,
-    .statusbar {
-      display: flex;
-      flex-wrap: wrap;
-      gap: 8px;
-      align-items: center;
-      padding: 6px 10px;
-      background: #fff;
-      border-bottom: 1px solid #dde;
-    }
-    .statusbar {
-      border-top: 1px solid #dde;
-      border-bottom: 0;
-    }
-    cellpose-image-view {
-      min-height: 400px;
-    }
-    progress {
-      width: 100%;
-    }
-    button {
-      font: inherit;
-      padding: 4px 10px;
-    }
-    button[aria-pressed="true"] {
-      background: #48f;
-      color: #fff;
-    }
-    .error {
-      color: #b00;
-      white-space: pre-wrap;
-    }
-    .jobs {
-      list-style: none;
-      padding: 0;
-      margin: 0;
-      display: grid;
-      gap: 2px;
-    }
-    .jobs button {
-      width: 100%;
-      text-align: left;
-    }
-    .count {
-      font-weight: 600;
-    }
-  `;
+  static override styles = panelStyles;
   static override properties = {
     server: { type: String },
     token: { type: String },
     image: { state: true },
     plane: { state: true },
     result: { state: true },
-    jobs: { state: true },
-    current: { state: true },
     error: { state: true },
     mode: { state: true },
     tool: { state: true },
@@ -189,8 +92,6 @@ export class CellposePanel extends LitElement {
   declare image: Displayable | null;
   declare plane: number;
   declare result: Result | null;
-  declare jobs: JobStatus[];
-  declare current: JobStatus | null;
   declare error: string;
   declare mode: ViewMode;
   declare tool: Tool;
@@ -214,8 +115,6 @@ export class CellposePanel extends LitElement {
     this.image = null;
     this.plane = 0;
     this.result = null;
-    this.jobs = [];
-    this.current = null;
     this.error = "";
     this.mode = "image";
     this.tool = "pan";
@@ -317,20 +216,17 @@ export class CellposePanel extends LitElement {
   /** The form's parameters, as its last `params-change` event gave them (events up). */
   private params: Record<string, number | boolean> = {};
 
+  /** The submitted jobs and the one followed (a reactive controller: updates re-render). */
+  private readonly follower = new JobFollower(this, () => this.api);
+
   /** Submits the open image and follows the job to its end. */
   async run(): Promise<void> {
     if (!this.file) return;
     this.error = "";
-    const params: Record<string, number | boolean> = { ...this.params };
+    const { name } = this.file;
     try {
-      const job = await this.api.submit(this.file.blob, this.file.name, params);
-      this.current = job;
-      this.jobs = [job, ...this.jobs].slice(0, 20);
-      const end = await this.api.follow(job.id, (s) => {
-        this.current = { ...this.current!, ...s };
-        this.jobs = this.jobs.map((j) => (j.id === s.id ? { ...j, ...s } : j));
-      });
-      if (end.status === "done") await this.showResult(job.id, this.file.name);
+      const { job, end } = await this.follower.run(this.file.blob, name, { ...this.params });
+      if (end.status === "done") await this.showResult(job.id, name);
       else if (end.status === "failed") {
         this.error = end.error?.message ?? end.message ?? "segmentation failed";
       }
@@ -340,7 +236,7 @@ export class CellposePanel extends LitElement {
   }
 
   private async cancel() {
-    if (this.current) await this.api.cancel(this.current.id).catch((e) => (this.error = e.message));
+    await this.follower.cancel().catch((e) => (this.error = e.message));
   }
 
   private async optionalNpy(job: string, format: string): Promise<Float32Array | null> {
@@ -436,16 +332,145 @@ export class CellposePanel extends LitElement {
     } ?disabled=${!enabled} @click=${() => (this.mode = m)}>${label}</button>`;
   }
 
+  /** The Image section: drop zone, file picker, viewers' images, the open image's shape. */
+  private imageSection(img: Displayable | null) {
+    return html`
+      <section>
+        <h2>Image</h2>
+        <div class="drop ${this.over ? "over" : ""}" @dragover=${(
+          e: DragEvent,
+        ) => (e.preventDefault(), this.over = true)}
+          @dragleave=${() => (this.over = false)} @drop=${this.onDrop}>
+          Drop an image here, or
+          <label><input type="file" aria-label="Open image" accept=".tif,.tiff,.png,.jpg,.jpeg,.npy" @change=${this
+            .onFile}></label>
+        </div>
+        ${this.viewers.length
+          ? html`<div>From viewer: ${
+            this.viewers.map((v) =>
+              html`<button @click=${() => this.fromViewer(v.id)}>${v.name}</button>`
+            )
+          }</div>`
+          : nothing}
+        ${img
+          ? html`<div class="info">${img.name}: ${img.shape.join(" × ")} (${img.axes})${
+            img.zAxis !== undefined
+              ? html`<label>Z plane <input type="range" min="0" max=${img.planes - 1} .value=${
+                String(this.plane)
+              }
+                    aria-label="Z plane" @input=${(
+                e: Event,
+              ) => (this.plane = Number((e.target as HTMLInputElement).value))}>
+                    ${this.plane + 1}/${img.planes}</label>`
+              : nothing
+          }${
+            img.channels > 1
+              ? html`<div>${img.channels} channels (order does not matter)</div>`
+              : nothing
+          }</div>`
+          : nothing}
+      </section>
+    `;
+  }
+
+  /** Run and Cancel, the followed job's progress, the last error. */
+  private runSection() {
+    const cur = this.follower.current;
+    const running = cur && (cur.status === "queued" || cur.status === "running");
+    const frac = cur?.fraction ??
+      (cur?.tilesTotal ? (cur.tilesDone ?? 0) / cur.tilesTotal : undefined);
+    const img = this.image;
+    return html`
+      <section>
+        <button id="run" ?disabled=${!img || !!running} @click=${this.run}>Run</button>
+        <button id="cancel" ?disabled=${!running} @click=${this.cancel}>Cancel</button>
+        ${this.follower.current
+          ? html`
+            <progress max="1" .value=${frac ?? 0} aria-label="progress"></progress>
+            <small>${this.follower.current.status}${this.follower.current.stage
+              ? ` · ${this.follower.current.stage}`
+              : ""}${this.follower.current.tilesTotal
+              ? ` · tiles ${
+                this.follower.current.tilesDone ?? 0
+              }/${this.follower.current.tilesTotal}`
+              : ""}</small>
+          `
+          : nothing}
+        ${this.error ? html`<div class="error" role="alert">${this.error}</div>` : nothing}
+      </section>
+    `;
+  }
+
+  /** The jobs submitted, newest first; a done one shows its result again. */
+  private jobsSection() {
+    return this.follower.jobs.length
+      ? html`
+        <section>
+          <h2>Jobs</h2>
+          <ul class="jobs">${this.follower.jobs.map((j) =>
+            html`<li><button @click=${() =>
+              j.status === "done" && this.showResult(j.id, this.file?.name ?? "image")}>
+              ${j.id.slice(0, 8)} · ${j.status}${
+              j.nMasks !== undefined ? ` · ${j.nMasks} masks` : ""
+            }</button></li>`
+          )}</ul>
+        </section>
+      `
+      : nothing;
+  }
+
+  /** Exports of the result, sending it to a viewer, adding it to the training set. */
+  private exportSection(r: Result) {
+    return html`<section>
+            <h2>Export</h2>
+            <div>
+              <button @click=${() => this.doExport("tiff")}>Label TIFF</button>
+              <button @click=${() => this.doExport("roi")}>ROI zip</button>
+              <button @click=${() => this.doExport("outlines")}>Outlines</button>
+              <button @click=${() => this.doExport("csv")}>CSV</button>
+            </div>
+            ${
+      this.viewers.map((v) =>
+        html`<button @click=${() => this.sendToViewer(v.id)}>Send to ${v.name}</button>`
+      )
+    }
+            ${
+      r.planes === 1
+        ? html`<button id="add-training" @click=${this.addToTraining}>Add to training set</button>`
+        : nothing
+    }
+          </section>`;
+  }
+
+  /** View modes, overlay settings and editing tools. */
+  private toolbar(r: Result | null) {
+    return html`
+      <div class="toolbar" role="toolbar" aria-label="view and tools">
+        ${this.modeButton("image", "Image", true)} ${this.modeButton(
+          "flows",
+          "Flows",
+          !!r?.flows,
+        )}
+        ${this.modeButton("cellprob", "Cell probability", !!r?.cellprob)}
+        <label>Opacity <input type="range" min="0" max="1" step="0.05" .value=${String(
+          this.opacity,
+        )}
+          aria-label="mask opacity" @input=${(
+            e: Event,
+          ) => (this.opacity = Number((e.target as HTMLInputElement).value))}></label>
+        <label><input type="checkbox" .checked=${this.outlines} @change=${(
+          e: Event,
+        ) => (this.outlines = (e.target as HTMLInputElement).checked)}> Outlines</label>
+        ${this.toolButton("pan", "Pan")} ${this.toolButton("delete", "Delete mask")}
+        ${this.toolButton("brush", "Brush")} ${this.toolButton("erase", "Erase")}
+      </div>
+    `;
+  }
+
   override render() {
     const img = this.image;
     const shown = img ? displayPlane(img, this.plane) : null;
     const r = this.result;
-    const running = this.current &&
-      (this.current.status === "queued" || this.current.status === "running");
-    const frac = this.current?.fraction ??
-      (this.current?.tilesTotal
-        ? (this.current.tilesDone ?? 0) / this.current.tilesTotal
-        : undefined);
     return html`
       <aside>
         <h1>Cellpose-SAM</h1>
@@ -453,41 +478,7 @@ export class CellposePanel extends LitElement {
         <label>Server token <input type="password" aria-label="Server token" autocomplete="off"
           placeholder="for serve --token" .value=${this.token} @change=${(e: Event) =>
             this.setToken((e.target as HTMLInputElement).value)}></label>
-        <section>
-          <h2>Image</h2>
-          <div class="drop ${this.over ? "over" : ""}" @dragover=${(
-            e: DragEvent,
-          ) => (e.preventDefault(), this.over = true)}
-            @dragleave=${() => (this.over = false)} @drop=${this.onDrop}>
-            Drop an image here, or
-            <label><input type="file" aria-label="Open image" accept=".tif,.tiff,.png,.jpg,.jpeg,.npy" @change=${this
-              .onFile}></label>
-          </div>
-          ${this.viewers.length
-            ? html`<div>From viewer: ${
-              this.viewers.map((v) =>
-                html`<button @click=${() => this.fromViewer(v.id)}>${v.name}</button>`
-              )
-            }</div>`
-            : nothing}
-          ${img
-            ? html`<div class="info">${img.name}: ${img.shape.join(" × ")} (${img.axes})${
-              img.zAxis !== undefined
-                ? html`<label>Z plane <input type="range" min="0" max=${img.planes - 1} .value=${
-                  String(this.plane)
-                }
-                    aria-label="Z plane" @input=${(
-                  e: Event,
-                ) => (this.plane = Number((e.target as HTMLInputElement).value))}>
-                    ${this.plane + 1}/${img.planes}</label>`
-                : nothing
-            }${
-              img.channels > 1
-                ? html`<div>${img.channels} channels (order does not matter)</div>`
-                : nothing
-            }</div>`
-            : nothing}
-        </section>
+        ${this.imageSection(img)}
         ${this.models.length
           ? html`<label>Model <select aria-label="Model" @change=${(e: Event) =>
             this.useModel((e.target as HTMLSelectElement).value)}>${
@@ -500,56 +491,8 @@ export class CellposePanel extends LitElement {
             e: CustomEvent<Record<string, number | boolean>>,
           ) => (this.params = e.detail)}></cellpose-params>
         </section>
-        <section>
-          <button id="run" ?disabled=${!img || !!running} @click=${this.run}>Run</button>
-          <button id="cancel" ?disabled=${!running} @click=${this.cancel}>Cancel</button>
-          ${this.current
-            ? html`
-              <progress max="1" .value=${frac ?? 0} aria-label="progress"></progress>
-              <small>${this.current.status}${this.current.stage
-                ? ` · ${this.current.stage}`
-                : ""}${this.current.tilesTotal
-                ? ` · tiles ${this.current.tilesDone ?? 0}/${this.current.tilesTotal}`
-                : ""}</small>
-            `
-            : nothing}
-          ${this.error ? html`<div class="error" role="alert">${this.error}</div>` : nothing}
-        </section>
-        ${this.jobs.length
-          ? html`
-            <section>
-              <h2>Jobs</h2>
-              <ul class="jobs">${this.jobs.map((j) =>
-                html`<li><button @click=${() =>
-                  j.status === "done" && this.showResult(j.id, this.file?.name ?? "image")}>
-              ${j.id.slice(0, 8)} · ${j.status}${
-                  j.nMasks !== undefined ? ` · ${j.nMasks} masks` : ""
-                }</button></li>`
-              )}</ul>
-            </section>
-          `
-          : nothing}
-        ${r
-          ? html`<section>
-            <h2>Export</h2>
-            <div>
-              <button @click=${() => this.doExport("tiff")}>Label TIFF</button>
-              <button @click=${() => this.doExport("roi")}>ROI zip</button>
-              <button @click=${() => this.doExport("outlines")}>Outlines</button>
-              <button @click=${() => this.doExport("csv")}>CSV</button>
-            </div>
-            ${
-            this.viewers.map((v) =>
-              html`<button @click=${() => this.sendToViewer(v.id)}>Send to ${v.name}</button>`
-            )
-          }
-            ${
-            r.planes === 1
-              ? html`<button id="add-training" @click=${this.addToTraining}>Add to training set</button>`
-              : nothing
-          }
-          </section>`
-          : nothing}
+        ${this.runSection()}
+        ${this.jobsSection()} ${r ? this.exportSection(r) : nothing}
         <section>
           <h2>Train</h2>
           <cellpose-train .api=${this.api} .examples=${this.examples}
@@ -557,25 +500,7 @@ export class CellposePanel extends LitElement {
         </section>
       </aside>
       <main>
-        <div class="toolbar" role="toolbar" aria-label="view and tools">
-          ${this.modeButton("image", "Image", true)} ${this.modeButton(
-            "flows",
-            "Flows",
-            !!r?.flows,
-          )}
-          ${this.modeButton("cellprob", "Cell probability", !!r?.cellprob)}
-          <label>Opacity <input type="range" min="0" max="1" step="0.05" .value=${String(
-            this.opacity,
-          )}
-            aria-label="mask opacity" @input=${(
-              e: Event,
-            ) => (this.opacity = Number((e.target as HTMLInputElement).value))}></label>
-          <label><input type="checkbox" .checked=${this.outlines} @change=${(
-            e: Event,
-          ) => (this.outlines = (e.target as HTMLInputElement).checked)}> Outlines</label>
-          ${this.toolButton("pan", "Pan")} ${this.toolButton("delete", "Delete mask")}
-          ${this.toolButton("brush", "Brush")} ${this.toolButton("erase", "Erase")}
-        </div>
+        ${this.toolbar(r)}
         <cellpose-image-view .width=${shown?.width ?? 0} .height=${shown?.height ??
           0} .base=${shown?.rgba ?? null}
           .labels=${r && shown && r.width === shown.width && r.height === shown.height
