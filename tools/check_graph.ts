@@ -45,6 +45,11 @@ const RULES: { from: string; not: string[]; why: string }[] = [
     why: "dynamics/ is below the pipeline",
   },
   { from: "metrics/", not: ["dynamics/", "server/", "cli/"], why: "metrics need only labels" },
+  {
+    from: "plugin-ui/src/",
+    not: ["server/", "cli/"],
+    why: "the panel talks to the server over HTTP only (results are encoded by io/)",
+  },
 ];
 
 /** The library's entry must reach none of these. */
