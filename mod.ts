@@ -42,17 +42,24 @@ export type {
 export { readNpy, readNpyFile, writeNpy } from "./io/npy.ts";
 export {
   downloadModel,
+  type DownloadModelOptions,
   listModels,
   MODEL_REGISTRY,
   type ModelInfo,
   modelsDir,
+  type ModelVariant,
   type Precision,
+  type RegistryEntry,
   type ResolvedModel,
   resolveModel,
+  type ResolveOptions,
+  type StoreOptions,
 } from "./models/store.ts";
+export { PRECISIONS } from "./models/precision.ts";
 export type { DownloadResult, ModelProgress } from "./models/download.ts";
 export {
   convertModel,
+  type ConvertModelOptions,
   type ConvertModelResult,
   loadModel,
   type LoadModelOptions,
@@ -63,11 +70,11 @@ export { normalizeImage } from "./pipeline/normalize.ts";
 export { resizeImage } from "./pipeline/resize.ts";
 export { type NetworkOptions, type NetworkOutput, runNetwork } from "./pipeline/flows.ts";
 export { DEFAULT_MAX_DECODED_BYTES, type LoadedImage, readImage } from "./io/image.ts";
-export { readTiff } from "./io/tiff_read.ts";
+export { type ReadOptions, readTiff } from "./io/tiff_read.ts";
 export { encodeTiff, type TiffWriteOptions, writeTiff } from "./io/tiff_write.ts";
 export { encodePng, readPng, writePng } from "./io/png.ts";
 export { encodeLabels, labelArray, type LabelFormat, writeLabels } from "./io/labels.ts";
-export { encodeRoi, encodeRoiZip, type RoiType, writeRoiZip } from "./io/roi.ts";
+export { encodeRoi, encodeRoiZip, type RoiOptions, type RoiType, writeRoiZip } from "./io/roi.ts";
 export {
   masksToOutlines,
   type Outline,
@@ -155,7 +162,14 @@ export {
 } from "./train/net.ts";
 export { loadTrainingImage, type TrainingImage } from "./train/dataset.ts";
 export { type PairOptions, type TrainingPair, trainingPairs } from "./io/files.ts";
-export { type AugmentOptions, randomRotateAndResize } from "./train/augment.ts";
+export {
+  type AugmentedBatch,
+  type AugmentOptions,
+  randomRotateAndResize,
+} from "./train/augment.ts";
+export type { TrainDevice } from "./train/session.ts";
+export type { Block, BlockOptions, BlockPlan, Rect } from "./pipeline/blocks.ts";
+export type { GpuRunOptions } from "./kernels/follow_flows_gpu.ts";
 export { type ExtraAugmentOptions } from "./train/extra_augment.ts";
 export { learningRates } from "./train/schedule.ts";
 export { AdamW, type AdamWOptions, type AdamWState } from "./train/adamw.ts";

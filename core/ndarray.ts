@@ -31,7 +31,9 @@ export type NumericArray = Exclude<TypedArray, BigInt64Array | BigUint64Array>;
 
 /** A C-ordered n-dimensional array. */
 export interface NdArray<T extends TypedArray = TypedArray> {
+  /** the values, C order (last axis fastest) */
   data: T;
+  /** the size of each axis */
   shape: number[];
 }
 

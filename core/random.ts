@@ -47,6 +47,7 @@ export class NumpyRandom {
     this.gauss = null;
   }
 
+  /** draws the next block of 624 numbers (MT19937's twist) */
   private refill() {
     const mt = this.mt;
     for (let k = 0; k < N; k++) {

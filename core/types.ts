@@ -13,13 +13,17 @@ export type Stage = "load" | "normalize" | "network" | "dynamics" | "done" | "tr
 
 /** A progress event: the stage, and for the network stage the tiles done so far. */
 export interface Progress {
+  /** the stage running now */
   stage: Stage;
+  /** network tiles done so far */
   tilesDone?: number;
+  /** network tiles in all */
   tilesTotal?: number;
   /** 0..1 over the whole job, when known */
   fraction?: number;
   /** block-wise runs (segmentLarge): blocks finished, and of how many */
   blocksDone?: number;
+  /** blocks in all */
   blocksTotal?: number;
 }
 
@@ -145,7 +149,9 @@ export type ImageArray = NdArray<NumericArray>;
  * `segmentLarge`). Pixels are channel-last.
  */
 export interface ImageSource {
+  /** image height in pixels */
   readonly height: number;
+  /** image width in pixels */
   readonly width: number;
   /** samples per pixel (1: grey) */
   readonly channels: number;

@@ -31,6 +31,7 @@ export interface PlannedBlockOptions {
   worker?: string;
   /** compute even when a result for this plan exists */
   force?: boolean;
+  /** cancels the block (checked between tiles) */
   signal?: AbortSignal;
 }
 

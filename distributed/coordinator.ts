@@ -31,11 +31,13 @@ import type { RunPlan } from "./run_plan.ts";
 export interface RunProgress {
   /** blocks with a result */
   done: number;
+  /** blocks in the plan */
   total: number;
   /** workers seen reading the queue in the last 10 s */
   workers: number;
   /** the block just finished, and by whom */
   block?: number;
+  /** the worker that finished it */
   worker?: string;
 }
 
@@ -43,6 +45,7 @@ export interface RunProgress {
 export interface CoordinatorOptions {
   /** ["cellpose"] queue name (key prefix), the workers' --queue */
   queue?: string;
+  /** called after every block result */
   onProgress?: (p: RunProgress) => void;
   /** cancels the run (its jobs are withdrawn) */
   signal?: AbortSignal;
@@ -54,6 +57,7 @@ export interface CoordinatorOptions {
 
 /** What {@link runOnRedis} returns. */
 export interface RedisRunResult extends MergeRunResult {
+  /** blocks in the plan */
   blocks: number;
   /** the workers that finished blocks, and how many each */
   workers: Record<string, number>;

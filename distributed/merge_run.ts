@@ -28,6 +28,7 @@ import { blockPlanOf, type RunOutput, type RunPlan } from "./run_plan.ts";
 
 /** What {@link mergeRun} wrote. */
 export interface MergeRunResult {
+  /** masks in the merged labels */
   nMasks: number;
   /** the files and folders written */
   outputs: string[];

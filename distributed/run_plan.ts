@@ -31,9 +31,13 @@ import { imageNormalization } from "../pipeline/normalize.ts";
 export interface ImageIdentity {
   /** absolute path of the TIFF file or OME-Zarr folder */
   path: string;
+  /** a TIFF file or an OME-Zarr folder */
   kind: "tiff" | "zarr";
+  /** image height in pixels */
   height: number;
+  /** image width in pixels */
   width: number;
+  /** samples per pixel */
   channels: number;
   /** bytes of the TIFF, or of the Zarr level's metadata file */
   bytes: number;
@@ -53,30 +57,39 @@ export type PlannedOptions = Omit<SegmentOptions, "onProgress" | "signal" | "fra
 
 /** The plan of a block-wise run (see the module doc). */
 export interface RunPlan {
+  /** what the file is */
   format: "cellpose-run-plan";
+  /** the plan format's version */
   version: 1;
   /** hash of everything below: block results carry it */
   id: string;
+  /** the image the plan was made for */
   image: ImageIdentity;
   /** the layout; `blocks.blocks` is recomputed from it by {@link blockPlanOf} */
   blocks: { height: number; width: number; blockSize: number; halo: number; count: number };
+  /** the segmentation options of every block */
   options: PlannedOptions;
   /** model name or path as given (a worker's own --pretrained_model wins) */
   model: string;
   /** absolute folder of the block results */
   workDir: string;
+  /** the label outputs the merge writes */
   outputs: RunOutput[];
 }
 
 /** Options of {@link createRunPlan}. */
 export interface CreatePlanOptions {
+  /** the folder of the block results */
   workDir: string;
+  /** the label outputs the merge writes */
   outputs: RunOutput[];
   /** segmentation options (2-D only), as for `segmentLarge` */
   options?: PlannedOptions;
   /** ["cpsam"] */
   model?: string;
+  /** [the segmentLarge default] block side in pixels */
   blockSize?: number;
+  /** [the segmentLarge default] pixels of context around each block */
   halo?: number;
 }
 

@@ -56,6 +56,7 @@ export interface WorkerOptions {
   timeoutMs?: number;
   /** stops the worker: the running block is cancelled and its job put back */
   signal?: AbortSignal;
+  /** called on every block started, finished or failed */
   onEvent?: (e: WorkerEvent) => void;
 }
 

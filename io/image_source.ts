@@ -22,6 +22,7 @@ export interface OpenSource extends ImageSource {
   readonly path: string;
   /** "zarr" or "tiff" */
   readonly kind: "zarr" | "tiff";
+  /** releases the file handles */
   close(): Promise<void>;
 }
 

@@ -38,8 +38,11 @@ export interface OmeZarrInfo {
   level: string;
   /** every dataset path, as listed */
   levels: string[];
+  /** the level's array shape */
   shape: number[];
+  /** the level's chunk shape */
   chunks: number[];
+  /** the level's Zarr dtype, e.g. "<u2" */
   dtype: string;
   /** the full-resolution level's `scale` transformation, one value per axis (1 when absent) */
   scale: number[];
@@ -49,6 +52,7 @@ export interface OmeZarrInfo {
 export interface OmeZarrSource extends ImageSource {
   /** the image folder */
   readonly path: string;
+  /** what the metadata says */
   readonly info: OmeZarrInfo;
   /** Z planes of the image (1 when it has no Z axis) */
   readonly depth: number;

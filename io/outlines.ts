@@ -24,7 +24,9 @@ import { encodePng } from "./png.ts";
 
 /** One mask's outline: its label and the polygon as interleaved pixel coordinates x0,y0,x1,y1... */
 export interface Outline {
+  /** the mask's label */
   label: number;
+  /** the polygon: x0, y0, x1, y1, ... */
   xy: Int32Array;
 }
 

@@ -20,8 +20,11 @@ import { type NdArray, type NumericArray, size } from "../core/ndarray.ts";
 
 /** Measurements of one mask; coordinates in axis order (z,) y, x. */
 export interface MaskStat {
+  /** the mask's label */
   label: number;
+  /** pixels in the mask */
   area: number;
+  /** mean coordinate per axis */
   centroid: number[];
   /** first index per axis */
   bboxStart: number[];

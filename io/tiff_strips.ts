@@ -46,8 +46,11 @@ export function needsBigTiff(bytes: number): boolean {
  * rows in order, then {@link close}; rows must add up to `height` exactly.
  */
 export class TiffStripWriter {
+  /** image width in pixels */
   readonly width: number;
+  /** image height in pixels */
   readonly height: number;
+  /** rows in each strip */
   readonly rowsPerStrip: number;
   #file: Deno.FsFile;
   #type: SampleType;

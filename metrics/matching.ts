@@ -72,6 +72,7 @@ export function intersectionOverUnion(gt: NdArray, pred: NdArray): NdArray<Float
 export interface IouPairs {
   /** largest ground-truth / predicted label */
   nTrue: number;
+  /** largest predicted label */
   nPred: number;
   /** ground-truth label of each overlapping pair */
   a: number[];

@@ -23,6 +23,7 @@ import { hashFileInto, writeChecksumFile } from "./checksum.ts";
 
 /** A progress event of model preparation: download, checksum, conversion or session load. */
 export interface ModelProgress {
+  /** the step running now */
   stage: "download" | "verify" | "convert" | "load";
   /** bytes transferred (download) or hashed (verify) so far, the resumed part included */
   bytesDone?: number;
@@ -50,8 +51,11 @@ export interface DownloadOptions {
 
 /** What {@link downloadFile} returns. */
 export interface DownloadResult {
+  /** the file written */
   path: string;
+  /** its size in bytes */
   size: number;
+  /** its hex SHA-256 */
   sha256: string;
 }
 

@@ -45,6 +45,7 @@ export interface ConvertModelResult {
   checkpoint: string;
   /** the checkpoint's SHA-256 */
   sha256: string;
+  /** the precision of the converted network */
   precision: Precision;
   /** true when an up-to-date conversion was found and nothing was built */
   reused: boolean;

@@ -37,8 +37,11 @@ export type { Precision } from "./precision.ts";
 
 /** A downloadable model: where it lives and, when known, its size and SHA-256. */
 export interface RegistryEntry {
+  /** where to download it */
   url: string;
+  /** its size in bytes, when recorded */
   size?: number;
+  /** its hex SHA-256, when recorded */
   sha256?: string;
 }
 
@@ -270,6 +273,7 @@ function convertedLocation(
 
 /** A converted variant of a model, as listed by {@link listModels}. */
 export interface ModelVariant {
+  /** the precision it was converted to */
   precision: Precision;
   /** the `.onnx` file */
   path: string;
@@ -281,6 +285,7 @@ export interface ModelVariant {
 
 /** A model in the cache or the registry, as listed by {@link listModels}. */
 export interface ModelInfo {
+  /** the model's name */
   name: string;
   /** the model file (where it is or would be downloaded to) */
   path: string;
@@ -298,6 +303,7 @@ export interface ModelInfo {
   sha256?: string;
   /** at least one converted variant exists */
   converted: boolean;
+  /** the converted networks in the cache */
   variants: ModelVariant[];
 }
 

@@ -20,9 +20,13 @@ import { checkInt } from "../core/check.ts";
 
 /** A half-open pixel rectangle `[y0, y1) x [x0, x1)` in image coordinates. */
 export interface Rect {
+  /** first row */
   y0: number;
+  /** first column */
   x0: number;
+  /** row after the last */
   y1: number;
+  /** column after the last */
   x1: number;
 }
 
@@ -30,7 +34,9 @@ export interface Rect {
 export interface Block extends Rect {
   /** index in {@link BlockPlan.blocks} (row-major) */
   id: number;
+  /** its row in the plan */
   row: number;
+  /** its column in the plan */
   col: number;
   /** the part of the image this block is responsible for */
   core: Rect;
@@ -38,11 +44,17 @@ export interface Block extends Rect {
 
 /** The blocks of an image. */
 export interface BlockPlan {
+  /** image height in pixels */
   height: number;
+  /** image width in pixels */
   width: number;
+  /** side of a block's core in pixels */
   blockSize: number;
+  /** pixels of context read around each core */
   halo: number;
+  /** block rows */
   rows: number;
+  /** block columns */
   cols: number;
   /** row-major: block `id` is at row `floor(id / cols)`, column `id % cols` */
   blocks: Block[];

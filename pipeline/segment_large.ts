@@ -43,6 +43,7 @@ export type SegmentLargeOptions = SegmentWithModel & BlockOptions & {
 
 /** What {@link segmentLarge} returns (the labels are in the output file). */
 export interface SegmentLargeResult {
+  /** masks in the label image */
   nMasks: number;
   /** number of blocks */
   blocks: number;

@@ -15,6 +15,7 @@
  * ```
  * @module
  */
+import { paramSpec, TRAIN_PARAMS } from "../core/params.ts";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray } from "../core/ndarray.ts";
 import { NumpyRandom } from "../core/random.ts";
@@ -92,12 +93,18 @@ export class TrainingNet {
   /** the architecture */
   readonly config: CpsamConfig;
   private readonly graphs = new Map<string, Promise<{ tg: TrainGraph; s: GraphSession }>>();
+  /** the options, with their defaults */
   private readonly opts:
     & Required<Omit<TrainingNetOptions, "trainBlocks" | "numThreads">>
     & TrainingNetOptions;
 
+  /** Copies the weights of `sd` (a cpsam state dict); throws BAD_PARAMETER for a bad `trainBlocks`. */
   constructor(sd: StateDict, opts: TrainingNetOptions = {}) {
-    this.opts = { device: "cpu", rdrop: 0.4, ...opts };
+    this.opts = {
+      device: "cpu",
+      rdrop: paramSpec(TRAIN_PARAMS, "rdrop").default as number,
+      ...opts,
+    };
     this.state = new Map(
       [...sd].map(([k, t]) => [k, { data: Float32Array.from(t.data), shape: [...t.shape] }]),
     );
@@ -114,6 +121,7 @@ export class TrainingNet {
     this.trainable = [...this.state.keys()].filter((n) => !FROZEN_KEYS.includes(n) && trainable(n));
   }
 
+  /** whether a parameter is trained (train_blocks: the last blocks, the neck, the readout) */
   private isTrainable(): (name: string) => boolean {
     const k = this.opts.trainBlocks;
     if (k === undefined) return () => true;
@@ -124,7 +132,12 @@ export class TrainingNet {
     };
   }
 
-  private graph(batch: number, rdrop: boolean, train: boolean) {
+  /** the ONNX training graph and its session for a batch size, layer drop on or off, training or evaluation (built once each) */
+  private graph(
+    batch: number,
+    rdrop: boolean,
+    train: boolean,
+  ): Promise<{ tg: TrainGraph; s: GraphSession }> {
     const key = `${batch}:${rdrop}:${train}`;
     let g = this.graphs.get(key);
     if (!g) {
@@ -145,12 +158,13 @@ export class TrainingNet {
     return g;
   }
 
+  /** runs the graph on one batch */
   private async run(
     images: NdArray<Float32Array>,
     labels: NdArray<Float32Array>,
     train: boolean,
     rng?: NumpyRandom,
-  ) {
+  ): Promise<{ out: Record<string, NdArray<Float32Array>>; tg: TrainGraph }> {
     const { bsize } = this.config;
     const B = images.shape[0];
     for (const [what, a] of [["images", images], ["labels", labels]] as const) {

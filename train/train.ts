@@ -123,6 +123,7 @@ export interface TrainProgress {
   stage: "step" | "epoch" | "save";
   /** 0-based epoch */
   epoch: number;
+  /** epochs in all */
   nEpochs: number;
   /** batches done in this epoch */
   step: number;
