@@ -1,8 +1,9 @@
 /**
  * `saveOutputs`: writes the chosen outputs of one segmented image (cellpose's `io.save_masks`),
  * named and encoded by the output table (`output_formats.ts`), into `savedir` or beside the
- * image. Every file is written under a temporary name and renamed once all are written: an image
- * that fails half-way leaves none of its files behind.
+ * image. Every file is written under a hidden temporary name and all are renamed once every one is
+ * written; a failure (a full disk, a folder in the way) removes them and the ones already renamed:
+ * an image that fails leaves none of its outputs behind.
  *
  * @example
  * ```ts
@@ -27,6 +28,7 @@ import {
   outputSkipReason,
   type OutputSource,
 } from "./output_formats.ts";
+import { partialPath } from "./label_sink.ts";
 
 /** What {@link saveOutputs} did. */
 export interface SavedOutputs {
@@ -60,6 +62,7 @@ export async function saveOutputs(
   const source = { ...src, filename: src.filename ?? resolve(imagePath) };
   const skipped: string[] = [];
   const staged: { tmp: string; path: string }[] = [];
+  const written: string[] = [];
   try {
     for (const kind of OUTPUT_KINDS) {
       if (!kinds.includes(kind)) continue;
@@ -69,16 +72,21 @@ export async function saveOutputs(
         continue;
       }
       const path = join(folder, outputFileName(kind, imagePath, options.suffix));
-      const tmp = `${path}.partial-${crypto.randomUUID().slice(0, 8)}`;
+      const tmp = partialPath(path);
       staged.push({ tmp, path });
       const { bytes } = encodeOutput(kind, source);
       if (typeof bytes === "string") await Deno.writeTextFile(tmp, bytes);
       else await Deno.writeFile(tmp, bytes);
     }
-    for (const { tmp, path } of staged) await Deno.rename(tmp, path);
+    for (const { tmp, path } of staged) {
+      await Deno.rename(tmp, path);
+      written.push(path);
+    }
   } catch (e) {
+    // a full disk, a folder in the way: none of this image's outputs stay behind
     for (const { tmp } of staged) await Deno.remove(tmp).catch(() => {});
+    for (const path of written) await Deno.remove(path).catch(() => {});
     throw e;
   }
-  return { written: staged.map((s) => s.path), skipped };
+  return { written, skipped };
 }
