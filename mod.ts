@@ -72,7 +72,7 @@ export { type NetworkOptions, type NetworkOutput, runNetwork } from "./pipeline/
 export { DEFAULT_MAX_DECODED_BYTES, type LoadedImage, readImage } from "./io/image.ts";
 export { type ReadOptions, readTiff } from "./io/tiff_read.ts";
 export { encodeTiff, type TiffWriteOptions, writeTiff } from "./io/tiff_write.ts";
-export { encodePng, readPng, writePng } from "./io/png.ts";
+export { encodePng, type PngReadOptions, readPng, writePng } from "./io/png.ts";
 export { encodeLabels, labelArray, type LabelFormat, writeLabels } from "./io/labels.ts";
 export { encodeRoi, encodeRoiZip, type RoiOptions, type RoiType, writeRoiZip } from "./io/roi.ts";
 export {
