@@ -14,6 +14,7 @@
  * ```
  * @module
  */
-export { type AppOptions, type CellposeApp, createApp, type JobInput } from "./app.ts";
+export { type AppOptions, type CellposeApp, createApp } from "./app.ts";
+export type { JobInput } from "./job_routes.ts";
 export { DEFAULT_PORT, type RunningServer, type ServerOptions, startServer } from "./main.ts";
 export { ServerError, type ServerErrorCode } from "./errors.ts";
