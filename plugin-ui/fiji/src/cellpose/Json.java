@@ -51,6 +51,16 @@ final class Json {
     return v instanceof Double ? (Double) v : Double.NaN;
   }
 
+  /** The numbers of the first array "key" (depth first, in order); empty when absent. */
+  static double[] numbers(Object doc, String key) {
+    Object v = find(doc, key);
+    if (!(v instanceof List)) return new double[0];
+    List<?> l = (List<?>) v;
+    double[] out = new double[l.size()];
+    for (int i = 0; i < out.length; i++) out[i] = l.get(i) instanceof Double ? (Double) l.get(i) : Double.NaN;
+    return out;
+  }
+
   /** At most 200 characters of {@code s}, for error messages. */
   static String excerpt(String s) {
     String t = s.replaceAll("\\s+", " ").trim();

@@ -129,6 +129,7 @@ public class TrainCommand implements PlugIn {
   private static String follow(ServerClient client, String id, String model) throws BridgeException {
     IJ.resetEscape();
     int logged = 0;
+    java.util.Set<Integer> seen = new java.util.HashSet<>();
     Stall stall = new Stall("The training", Prefs.get("cellpose.stall_s", 600));
     while (true) {
       Object job = client.getJson("/v1/train/" + id);
@@ -144,11 +145,17 @@ public class TrainCommand implements PlugIn {
             Double.isNaN(eta) ? "" : String.format(", %d s left (Esc cancels)", Math.round(eta))));
         if ("epoch".equals(Json.string(job, "event")) && (int) epoch > logged) {
           logged = (int) epoch;
+          seen.add(logged);
           IJ.log(String.format("Cellpose-SAM: epoch %d/%d loss %.4f", logged, (int) n, loss));
         }
       }
       if ("done".equals(status)) {
         IJ.showProgress(1.0);
+        // epochs shorter than the polling interval were not seen running: log them from the result
+        double[] losses = Json.numbers(job, "trainLosses");
+        for (int e = 1; e <= losses.length; e++) {
+          if (!seen.contains(e)) IJ.log(String.format("Cellpose-SAM: epoch %d/%d loss %.4f", e, losses.length, losses[e - 1]));
+        }
         String name = Json.string(job, "modelName");
         IJ.log(String.format("Cellpose-SAM: trained model %s (%.1f s/epoch)", name, Json.number(job, "secondsPerEpoch")));
         IJ.showStatus("Cellpose-SAM: trained " + name);
