@@ -70,14 +70,36 @@ Deno.test("train: an interrupted run resumed gives exactly the uninterrupted run
       () => Deno.stat(join(dir, "models", "parts.resume.json")),
       Deno.errors.NotFound,
     );
-    // resuming with other options is refused, naming them
-    await train({ ...base, modelName: "other", nEpochs: 2, signal: AbortSignal.abort() }).catch(
-      () => {},
+    // an interrupted run may be extended: n_epochs 2 stopped in its second epoch, resumed with
+    // n_epochs 3, is the uninterrupted 3-epoch run (the epochs done keep their learning rates)
+    const interrupt = (name: string, nEpochs: number) => {
+      const stop = new AbortController();
+      let n = 0;
+      return train({
+        ...base,
+        nEpochs,
+        modelName: name,
+        signal: stop.signal,
+        onProgress: (p) => {
+          if (p.stage === "step" && ++n === 4) stop.abort();
+        },
+      }).catch((e) => assertEquals(e.code, "CANCELLED"));
+    };
+    await interrupt("grow", 2);
+    const grown = await train({ ...base, modelName: "grow", resume: true });
+    assertEquals(grown.trainLosses, whole.trainLosses);
+    for (const [k, t] of whole.model) assertEquals(grown.model.get(k)!.data, t.data, k);
+    // ending before the epochs already trained, or other options, is refused, naming them
+    await interrupt("other", 3);
+    await assertRejects(
+      () => train({ ...base, modelName: "other", nEpochs: 1, resume: true }),
+      CellposeError,
+      "2 epochs are already trained",
     );
     await assertRejects(
-      () => train({ ...base, modelName: "other", nEpochs: 3, resume: true }),
+      () => train({ ...base, modelName: "other", learningRate: 2e-3, resume: true }),
       CellposeError,
-      "nEpochs",
+      "learningRate",
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

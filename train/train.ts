@@ -107,7 +107,8 @@ export interface TrainOptions {
   numThreads?: number;
   /** [fp32] storage of the saved model */
   precision?: "fp32" | "fp16";
-  /** continue from `<model path>.resume.*` when it exists */
+  /** continue from `<model path>.resume.*` when it exists (the same options; `nEpochs` may differ
+   * when the epochs already trained keep their learning rates, e.g. extending a run past 99) */
   resume?: boolean;
   /** aborting saves a resume checkpoint, then `train` throws `CANCELLED` */
   signal?: AbortSignal;
@@ -324,7 +325,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const testLosses = new Array<number | null>(nEpochs).fill(null);
   let startEpoch = 0, startBatch = 0;
   if (opts.resume) {
-    const state = await readResume(path, fingerprint);
+    const state = await readResume(path, fingerprint, LR);
     if (state) {
       const saved = await readCheckpointFile(`${path}.resume.pt`);
       for (const [k, t] of net.state) {
@@ -341,8 +342,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       opt.state.step = state.adamStep;
       startEpoch = state.epoch;
       startBatch = state.batch;
-      state.trainLosses.forEach((v, i) => trainLosses[i] = v);
-      state.testLosses.forEach((v, i) => testLosses[i] = v);
+      state.trainLosses.slice(0, nEpochs).forEach((v, i) => trainLosses[i] = v);
+      state.testLosses.slice(0, nEpochs).forEach((v, i) => testLosses[i] = v);
     }
   }
 
@@ -514,7 +515,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
 async function readResume(
   path: string,
-  fingerprint: Record<string, unknown>,
+  fingerprint: Record<string, unknown> & { nEpochs: number; learningRate: number },
+  LR: number[],
 ): Promise<ResumeState | undefined> {
   let state: ResumeState;
   try {
@@ -527,9 +529,31 @@ async function readResume(
       path,
     );
   }
+  // n_epochs may change (extending a run, or ending it sooner) as long as the epochs already
+  // trained had the learning rates the new schedule gives them: the result is then exactly
+  // the uninterrupted run with the new n_epochs
   const differ = Object.keys(fingerprint).filter((k) =>
-    JSON.stringify(fingerprint[k]) !== JSON.stringify(state.fingerprint?.[k])
+    k !== "nEpochs" && JSON.stringify(fingerprint[k]) !== JSON.stringify(state.fingerprint?.[k])
   );
+  const was = Number(state.fingerprint?.nEpochs);
+  const done = state.epoch + (state.batch > 0 ? 1 : 0);
+  if (!differ.length && was !== fingerprint.nEpochs) {
+    const before = Number.isInteger(was) && was > 0
+      ? learningRates(fingerprint.learningRate, was).slice(0, done)
+      : [];
+    if (
+      done > fingerprint.nEpochs || JSON.stringify(before) !== JSON.stringify(LR.slice(0, done))
+    ) {
+      throw new CellposeError(
+        "BAD_PARAMETER",
+        `cannot resume ${path} with n_epochs ${fingerprint.nEpochs}: ` +
+          (done > fingerprint.nEpochs
+            ? `${done} epochs are already trained`
+            : `its ${done} epochs done (of ${was}) had other learning rates than that schedule gives them`),
+        fingerprint.nEpochs,
+      );
+    }
+  }
   if (differ.length) {
     throw new CellposeError(
       "BAD_PARAMETER",

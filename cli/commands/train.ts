@@ -124,7 +124,8 @@ const options = {
   }),
   resume: {
     kind: "boolean",
-    description: "continue an interrupted run from <model>.resume.* (same options)",
+    description:
+      "continue an interrupted run from <model>.resume.* (same options; n_epochs may grow while the learning rates of the epochs done stay the same)",
     group: MORE,
   },
   device: {
