@@ -131,7 +131,7 @@ Deno.test("cli segment: an image larger than a block goes block by block; labels
   for (const k of Object.keys(whole)) assertEquals(rois[k], whole[k], k);
 });
 
-Deno.test("cli segment: --no_large loads the image whole (a _seg.npy), --large with --do_3D is a usage error", async () => {
+Deno.test("cli segment: --no_large loads the image whole (a _seg.npy), --no_npy alone writes the block-wise label TIFF, --large with --do_3D is a usage error", async () => {
   const path = join(work, "small.tif");
   await Deno.writeFile(path, encodeTiff(discs(200, 180)));
   const out = join(work, "whole");
@@ -152,6 +152,30 @@ Deno.test("cli segment: --no_large loads the image whole (a _seg.npy), --large w
   const line = JSON.parse(decoder.decode(r.stdout).trim());
   assertEquals(line.blocks, undefined);
   assertEquals(line.outputs, [join(out, "small_seg.npy")]);
+  // --no_npy alone: the block-wise path still writes its label TIFF; the whole path would
+  // write nothing and is refused before any work, naming the file
+  const labelsOnly = join(work, "labels-only");
+  const block = await cli([
+    path,
+    "--pretrained_model",
+    tinyModel,
+    "--device",
+    "cpu",
+    "--block_size",
+    "128",
+    "--no_npy",
+    "--savedir",
+    labelsOnly,
+    "--json",
+  ]).output();
+  assertEquals(block.code, 0, decoder.decode(block.stderr));
+  assertEquals(JSON.parse(decoder.decode(block.stdout).trim()).outputs, [
+    join(labelsOnly, "small_cp_masks.tif"),
+  ]);
+  const none = await cli([path, "--pretrained_model", tinyModel, "--no_large", "--no_npy"])
+    .output();
+  assertEquals(none.code, 2);
+  assert(decoder.decode(none.stderr).includes("nothing to write for small.tif"));
   const bad = await cli([path, "--pretrained_model", tinyModel, "--large", "--do_3D"]).output();
   assertEquals(bad.code, 2);
   assert(decoder.decode(bad.stderr).includes("--large segments 2-D images"));

@@ -205,18 +205,24 @@ async function run(argv: string[]): Promise<number> {
   }
   checkLargeFlags(v);
   if (v.distributed) return await segmentDistributed(inputs, v, segmentOptions(v));
-  if (!wantsOutput(v)) {
-    throw new CellposeError(
-      "BAD_PARAMETER",
-      "nothing to write: --no_npy turns off _seg.npy and no --save_* flag is given " +
-        "(add e.g. --save_tif)",
-      "--no_npy",
-    );
-  }
   const files = await blockInputs(inputs, {
     lookOneLevelDown: v.look_one_level_down,
     imgFilter: v.img_filter,
   });
+  if (!wantsOutput(v)) {
+    // the large-image path always writes its label TIFF; any other image would write nothing
+    for (const path of files) {
+      const large = await openLargeImage(path, v);
+      await large?.close();
+      if (large) continue;
+      throw new CellposeError(
+        "BAD_PARAMETER",
+        `nothing to write for ${basename(path)}: --no_npy turns off _seg.npy and no --save_* ` +
+          "flag is given (add e.g. --save_tif)",
+        "--no_npy",
+      );
+    }
+  }
   const progress = createProgress({ total: files.length });
   const model = await loadModelForCli(v, progress);
   let failed = 0;
