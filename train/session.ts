@@ -65,6 +65,10 @@ export async function openGraphSession(
         executionProviders: ["cpu"],
         intraOpNumThreads: opts.numThreads ?? navigator.hardwareConcurrency,
         graphOptimizationLevel: "all",
+        // idle intra-op threads sleep instead of spinning: between the graph's many short
+        // kernels and during the host's work (AdamW, augmentation) spinning threads burn the
+        // cores the other thread (and other processes) need: 20-30% of a step's CPU time
+        extra: { session: { intra_op: { allow_spinning: "0" } } },
       });
     } else if (device === "webgpu") {
       if (!await requestGpuAdapter()) {
