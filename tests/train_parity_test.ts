@@ -8,7 +8,7 @@ import type { NdArray } from "../core/ndarray.ts";
 import { NumpyRandom } from "../core/random.ts";
 import { readCheckpointFile, type StateDict } from "../models/checkpoint.ts";
 import { writeCheckpoint } from "../models/checkpoint_write.ts";
-import { randomRotateAndResize } from "../train/augment.ts";
+import { randomRotateAndResize, warpAffine } from "../train/augment.ts";
 import { loadTrainingImage, type TrainingImage } from "../train/dataset.ts";
 import { learningRates } from "../train/schedule.ts";
 import { TrainingNet } from "../train/net.ts";
@@ -94,6 +94,24 @@ Deno.test("train parity: random_rotate_and_resize with the recorded draws", asyn
   assertEquals(out.scale, man.aug_scale);
   assert(maxAbs(out.images.data, (await f32("train-aug-images")).data) <= 1e-3, "images");
   assert(maxAbs(out.labels.data, (await f32("train-aug-labels")).data) <= 1e-3, "labels");
+});
+
+Deno.test("train parity: a mirrored warp equals warping the flipped plane, bit for bit", async () => {
+  const img = (await images())[1].image;
+  const [, H, W] = img.shape;
+  const plane = img.data.subarray(0, H * W);
+  const flipped = new Float32Array(H * W);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) flipped[y * W + x] = plane[y * W + W - 1 - x];
+  }
+  // rotation by 0.7 rad and scale 1.1 about the centre, partly outside the image
+  const [c, s] = [1.1 * Math.cos(0.7), 1.1 * Math.sin(0.7)];
+  const m = [c, -s, 40, s, c, -60] as [number, number, number, number, number, number];
+  for (const nearest of [false, true]) {
+    const a = warpAffine({ data: plane, shape: [H, W] }, m, 256, 256, nearest, true);
+    const b = warpAffine({ data: flipped, shape: [H, W] }, m, 256, 256, nearest);
+    assertEquals(a, b, nearest ? "nearest" : "linear");
+  }
 });
 
 Deno.test("train parity: loss, every gradient and two AdamW steps on tiny-cpsam", async () => {

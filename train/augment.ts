@@ -101,7 +101,9 @@ function invertAffine(m: Affine): Affine {
 
 /**
  * OpenCV's `warpAffine(src, M, (w, h), flags)` for one float32 plane `[H, W]` with a constant
- * zero border; `nearest` selects INTER_NEAREST, else INTER_LINEAR.
+ * zero border; `nearest` selects INTER_NEAREST, else INTER_LINEAR. `mirror` warps the plane
+ * flipped left-right (`src[y, W - 1 - x]`) without copying it: the same samples, weights and
+ * sums as flipping first. Writes into `out` (zeros, `dstH * dstW`) when given.
  */
 export function warpAffine(
   src: NdArray<Float32Array>,
@@ -109,11 +111,12 @@ export function warpAffine(
   dstH: number,
   dstW: number,
   nearest: boolean,
+  mirror = false,
+  out: Float32Array = new Float32Array(dstH * dstW),
 ): Float32Array {
   const [H, W] = src.shape;
   const s = src.data;
   const M = invertAffine(m);
-  const out = new Float32Array(dstH * dstW);
   const adelta = new Int32Array(dstW), bdelta = new Int32Array(dstW);
   for (let x = 0; x < dstW; x++) {
     adelta[x] = cvRound(M[0] * x * AB_SCALE);
@@ -128,7 +131,7 @@ export function warpAffine(
       if (nearest) {
         const X = (X0 + adelta[x]) >> AB_BITS;
         const Y = (Y0 + bdelta[x]) >> AB_BITS;
-        out[row + x] = X >= 0 && X < W && Y >= 0 && Y < H ? s[Y * W + X] : 0;
+        out[row + x] = X >= 0 && X < W && Y >= 0 && Y < H ? s[Y * W + (mirror ? W - 1 - X : X)] : 0;
         continue;
       }
       const X = (X0 + adelta[x]) >> (AB_BITS - INTER_BITS);
@@ -137,10 +140,11 @@ export function warpAffine(
       const w = ((Y & (INTER_TAB - 1)) * INTER_TAB + (X & (INTER_TAB - 1))) * 4;
       if (sx >= W || sx + 1 < 0 || sy >= H || sy + 1 < 0) continue; // all four outside: 0
       const in0x = sx >= 0, in1x = sx + 1 < W, in0y = sy >= 0, in1y = sy + 1 < H;
-      const v0 = in0x && in0y ? s[sy * W + sx] : 0;
-      const v1 = in1x && in0y ? s[sy * W + sx + 1] : 0;
-      const v2 = in0x && in1y ? s[(sy + 1) * W + sx] : 0;
-      const v3 = in1x && in1y ? s[(sy + 1) * W + sx + 1] : 0;
+      const c0 = mirror ? W - 1 - sx : sx, c1 = mirror ? c0 - 1 : sx + 1;
+      const v0 = in0x && in0y ? s[sy * W + c0] : 0;
+      const v1 = in1x && in0y ? s[sy * W + c1] : 0;
+      const v2 = in0x && in1y ? s[(sy + 1) * W + c0] : 0;
+      const v3 = in1x && in1y ? s[(sy + 1) * W + c1] : 0;
       const f = Math.fround;
       out[row + x] = f(
         f(f(f(v0 * BILINEAR[w]) + f(v1 * BILINEAR[w + 1])) + f(v2 * BILINEAR[w + 2])) +
@@ -149,18 +153,6 @@ export function warpAffine(
     }
   }
   return out;
-}
-
-function flipX(a: NdArray<Float32Array>): NdArray<Float32Array> {
-  const [C, H, W] = a.shape;
-  const out = new Float32Array(a.data.length);
-  for (let c = 0; c < C; c++) {
-    for (let y = 0; y < H; y++) {
-      const o = (c * H + y) * W;
-      for (let x = 0; x < W; x++) out[o + x] = a.data[o + W - 1 - x];
-    }
-  }
-  return { data: out, shape: a.shape };
 }
 
 /**
@@ -229,19 +221,21 @@ export function randomRotateAndResize(
     const c = p1[1] - p0[1], d = p2[1] - p0[1];
     const m: Affine = [a, b, p0[0] - a * s0[0] - b * s0[1], c, d, p0[1] - c * s0[0] - d * s0[1]];
 
-    const img = flip && opts.flip !== false ? flipX(images[n]) : images[n];
-    let lab = labels[n];
-    if (flip && opts.flip !== false) {
-      lab = flipX(lab);
-      if (nt > 1) { for (let i = 2 * H * W; i < 3 * H * W; i++) lab.data[i] = -lab.data[i]; }
-    }
+    // flipped: the planes are sampled mirrored, and the X flow negated (after the warp, which
+    // is linear: the same values as negating before)
+    const mirror = flip && opts.flip !== false;
+    const planeOf = (a: NdArray<Float32Array>, k: number) => ({
+      data: a.data.subarray(k * H * W, (k + 1) * H * W),
+      shape: [H, W],
+    });
     for (let k = 0; k < nchan; k++) {
-      const src = { data: img.data.subarray(k * H * W, (k + 1) * H * W), shape: [H, W] };
-      out.set(warpAffine(src, m, ly, lx, false), (n * nchan + k) * plane);
+      const o = (n * nchan + k) * plane;
+      warpAffine(planeOf(images[n], k), m, ly, lx, false, mirror, out.subarray(o, o + plane));
     }
     for (let k = 0; k < nt; k++) {
-      const src = { data: lab.data.subarray(k * H * W, (k + 1) * H * W), shape: [H, W] };
-      lbl.set(warpAffine(src, m, ly, lx, k === 0), (n * nt + k) * plane);
+      const o = (n * nt + k) * plane, dst = lbl.subarray(o, o + plane);
+      warpAffine(planeOf(labels[n], k), m, ly, lx, k === 0, mirror, dst);
+      if (mirror && k === 2) { for (let i = 0; i < plane; i++) dst[i] = -dst[i]; }
     }
     if (nt > 1) {
       const yo = (n * nt + 1) * plane, xo = (n * nt + 2) * plane;
