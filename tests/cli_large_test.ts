@@ -8,6 +8,7 @@ import { unzipSync } from "fflate";
 import { join } from "node:path";
 import { assert, assertEquals } from "./assert.ts";
 import { FIXTURES, REPO } from "./fixtures.ts";
+import { runCli, spawnCli } from "./cli.ts";
 import { tiffLabels } from "../io/label_sink.ts";
 import { masksToOutlines, outlinesText } from "../io/outlines.ts";
 import { encodeRoiZip } from "../io/roi.ts";
@@ -25,18 +26,10 @@ globalThis.addEventListener("unload", () => {
 });
 const tinyModel = join(cache, "tiny-cpsam.pt");
 await Deno.copyFile(join(FIXTURES, "tiny-cpsam.pt"), tinyModel);
-const decoder = new TextDecoder();
-
-function cli(args: string[]) {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(REPO, "cli", "main.ts"), "segment", ...args],
-    cwd: REPO,
-    env: { CELLPOSE_LOCAL_MODELS_PATH: cache, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
+/** From the repository, with the temporary model cache. */
+const options = { cwd: REPO, env: { CELLPOSE_LOCAL_MODELS_PATH: cache } };
+/** `cellpose segment <args>`, to its end. */
+const cli = (args: string[]) => runCli(["segment", ...args], options);
 
 /** A uint8 image of bright discs (radius 5..9) on a dim textured background. */
 function discs(h: number, w: number): { data: Uint8Array; shape: [number, number] } {
@@ -79,10 +72,10 @@ Deno.test("cli segment: an image larger than a block goes block by block; labels
     "--save_txt",
     "--save_rois",
     "--save_png",
-  ]).output();
-  const stderr = decoder.decode(r.stderr);
+  ]);
+  const stderr = r.stderr;
   assertEquals(r.code, 0, stderr);
-  const line = JSON.parse(decoder.decode(r.stdout).trim());
+  const line = JSON.parse(r.stdout.trim());
   assertEquals(line.blocks, 6, "2 x 3 blocks of 160");
   assertEquals(line.outputs, [
     join(out, "slide_cp_masks.tif"),
@@ -147,9 +140,9 @@ Deno.test("cli segment: --no_large loads the image whole (a _seg.npy), --no_npy 
     "--savedir",
     out,
     "--json",
-  ]).output();
-  assertEquals(r.code, 0, decoder.decode(r.stderr));
-  const line = JSON.parse(decoder.decode(r.stdout).trim());
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  const line = JSON.parse(r.stdout.trim());
   assertEquals(line.blocks, undefined);
   assertEquals(line.outputs, [join(out, "small_seg.npy")]);
   // --no_npy alone: the block-wise path still writes its label TIFF; the whole path would
@@ -167,18 +160,17 @@ Deno.test("cli segment: --no_large loads the image whole (a _seg.npy), --no_npy 
     "--savedir",
     labelsOnly,
     "--json",
-  ]).output();
-  assertEquals(block.code, 0, decoder.decode(block.stderr));
-  assertEquals(JSON.parse(decoder.decode(block.stdout).trim()).outputs, [
+  ]);
+  assertEquals(block.code, 0, block.stderr);
+  assertEquals(JSON.parse(block.stdout.trim()).outputs, [
     join(labelsOnly, "small_cp_masks.tif"),
   ]);
-  const none = await cli([path, "--pretrained_model", tinyModel, "--no_large", "--no_npy"])
-    .output();
-  assertEquals(none.code, 2);
-  assert(decoder.decode(none.stderr).includes("nothing to write for small.tif"));
-  const bad = await cli([path, "--pretrained_model", tinyModel, "--large", "--do_3D"]).output();
-  assertEquals(bad.code, 2);
-  assert(decoder.decode(bad.stderr).includes("--large segments 2-D images"));
+  const none = await cli([path, "--pretrained_model", tinyModel, "--no_large", "--no_npy"]);
+  assertEquals(none.code, 2, none.stderr);
+  assert(none.stderr.includes("nothing to write for small.tif"), none.stderr);
+  const bad = await cli([path, "--pretrained_model", tinyModel, "--large", "--do_3D"]);
+  assertEquals(bad.code, 2, bad.stderr);
+  assert(bad.stderr.includes("--large segments 2-D images"), bad.stderr);
 });
 
 Deno.test("cli segment: Ctrl+C during a block-wise image leaves no file behind", async () => {
@@ -186,7 +178,8 @@ Deno.test("cli segment: Ctrl+C during a block-wise image leaves no file behind",
   await Deno.writeFile(path, encodeTiff(discs(640, 640)));
   const out = join(work, "stopped");
   await Deno.mkdir(out);
-  const child = cli([
+  const child = spawnCli([
+    "segment",
     path,
     "--pretrained_model",
     tinyModel,
@@ -199,20 +192,17 @@ Deno.test("cli segment: Ctrl+C during a block-wise image leaves no file behind",
     "--savedir",
     out,
     "--save_csv",
-  ]).spawn();
-  let log = "", sent = false;
-  const stdout = child.stdout.cancel();
-  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-    log += chunk;
-    if (!sent && /blocks [1-9]\d*\/100/.test(log)) {
-      child.kill("SIGINT");
-      sent = true;
-    }
+  ], options);
+  try {
+    await child.waitFor(/blocks [1-9]\d*\/100/);
+    child.kill("SIGINT");
+    const status = await child.result();
+    const log = child.stderr;
+    assertEquals(status.code, 1, log);
+    assert(log.includes("stopping after the current tile") && log.includes("cancelled"), log);
+  } finally {
+    child.kill();
+    await child.result();
   }
-  const status = await child.status;
-  await stdout;
-  assert(sent, log);
-  assertEquals(status.code, 1, log);
-  assert(log.includes("stopping after the current tile") && log.includes("cancelled"), log);
   assertEquals([...Deno.readDirSync(out)].map((e) => e.name), [], "nothing left in --savedir");
 });

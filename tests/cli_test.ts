@@ -6,6 +6,7 @@ import { createProgress } from "../cli/progress.ts";
 import { readImage, writeNpy } from "../mod.ts";
 import { DATA, fixture, FIXTURES, manifest, REPO } from "./fixtures.ts";
 import { assertMasksMatch } from "./match_masks.ts";
+import { runCli, spawnCli } from "./cli.ts";
 
 // ---------------------------------------------------------------- the parser, in process
 
@@ -78,7 +79,6 @@ Deno.test("cli progress: a live line with tiles/s and ETA on a terminal, plain l
 
 // ---------------------------------------------------------------- the CLI, as a subprocess
 
-const encoder = new TextDecoder();
 const cache = await Deno.makeTempDir({ prefix: "cellpose-cli-test-models-" });
 const work = await Deno.makeTempDir({ prefix: "cellpose-cli-test-" });
 globalThis.addEventListener("unload", () => {
@@ -88,15 +88,9 @@ globalThis.addEventListener("unload", () => {
 const tinyModel = join(cache, "tiny-cpsam.pt");
 await Deno.copyFile(join(FIXTURES, "tiny-cpsam.pt"), tinyModel);
 
-async function cli(args: string[], env: Record<string, string> = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(REPO, "cli", "main.ts"), ...args],
-    cwd: REPO,
-    env: { CELLPOSE_LOCAL_MODELS_PATH: cache, NO_COLOR: "1", ...env },
-    stdin: "null",
-  }).output();
-  return { code: out.code, stdout: encoder.decode(out.stdout), stderr: encoder.decode(out.stderr) };
-}
+/** `cellpose <args>` from the repository, with the temporary model cache. */
+const cli = (args: string[], env: Record<string, string> = {}) =>
+  runCli(args, { cwd: REPO, env: { CELLPOSE_LOCAL_MODELS_PATH: cache, ...env } });
 
 const jsonLines = (s: string) => s.trim().split("\n").filter((l) => l).map((l) => JSON.parse(l));
 
@@ -390,24 +384,18 @@ Deno.test("cli: eval of the metrics fixtures gives cellpose's numbers", async ()
 });
 
 Deno.test("cli: serve answers on the port it prints and stops on Ctrl+C", async () => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(REPO, "cli", "main.ts"), "serve", "--port", "0", ...tiny],
+  const serve = spawnCli(["serve", "--port", "0", ...tiny], {
     cwd: REPO,
     env: { CELLPOSE_LOCAL_MODELS_PATH: cache },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let log = "";
-  let url: string | undefined;
-  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-    log += chunk;
-    url = log.match(/listening on (http:\/\/\S+)/)?.[1];
-    if (url) break;
+  });
+  try {
+    const [, url] = await serve.waitFor(/listening on (http:\/\/\S+)/);
+    const health = await (await fetch(`${url}/v1/health`)).json();
+    assertEquals(health.status, "ok");
+    serve.kill("SIGINT");
+    assertEquals((await serve.result()).code, 0, serve.stderr);
+  } finally {
+    serve.kill();
+    await serve.result();
   }
-  assert(url, log);
-  const health = await (await fetch(`${url}/v1/health`)).json();
-  assertEquals(health.status, "ok");
-  child.kill("SIGINT");
-  assertEquals((await child.status).code, 0);
 });

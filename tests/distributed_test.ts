@@ -8,7 +8,8 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "./assert.ts";
-import { FIXTURES, REPO } from "./fixtures.ts";
+import { type CliProcess, runCli, spawnCli } from "./cli.ts";
+import { FIXTURES } from "./fixtures.ts";
 import { writeOmeZarr } from "./ome_zarr_write.ts";
 import { freePort, startRedis } from "./redis_server.ts";
 import { connectRedis, queueKeys } from "../distributed/redis.ts";
@@ -18,7 +19,6 @@ import { openOmeZarr } from "../io/ome_zarr.ts";
 import { loadModel } from "../models/load.ts";
 import { segmentLarge } from "../pipeline/segment_large.ts";
 
-const MAIN = join(REPO, "cli", "main.ts");
 const SEG = ["--block_size", "128", "--halo", "32", "--cellprob_threshold", "-1"];
 const SEG_MORE = [...SEG, "--flow_threshold", "0"];
 const LIB = { blockSize: 128, halo: 32, cellprobThreshold: -1, flowThreshold: 0 };
@@ -60,62 +60,6 @@ async function labelsOf(path: string): Promise<Uint16Array | Uint32Array> {
   return (await readTiff(await Deno.readFile(path), path)).image.data as Uint16Array;
 }
 
-/** A child process whose stderr is collected; lines can be waited for. */
-class Proc {
-  readonly child: Deno.ChildProcess;
-  log = "";
-  out = "";
-  readonly #done: Promise<Deno.CommandStatus>;
-  constructor(args: string[], env: Record<string, string>) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, ...args],
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const collect = async (s: ReadableStream<Uint8Array>, key: "log" | "out") => {
-      const dec = new TextDecoder();
-      for await (const chunk of s) this[key] += dec.decode(chunk, { stream: true });
-    };
-    const streams = Promise.all([
-      collect(this.child.stderr, "log"),
-      collect(this.child.stdout, "out"),
-    ]);
-    this.#done = streams.then(() => this.child.status);
-  }
-  /** Resolves to the first match of `re` in the log; rejects after `ms`. */
-  async waitFor(re: RegExp, ms = 60000): Promise<RegExpMatchArray> {
-    const end = performance.now() + ms;
-    while (performance.now() < end) {
-      const m = this.log.match(re);
-      if (m) return m;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`no ${re} within ${ms} ms; log:\n${this.log}`);
-  }
-  /** The exit status, within `ms`. */
-  async status(ms = 120000): Promise<Deno.CommandStatus> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`still running after ${ms} ms; log:\n${this.log}`)),
-        ms,
-      );
-    });
-    try {
-      return await Promise.race([this.#done, late]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-  kill(signal: Deno.Signal = "SIGKILL") {
-    try {
-      this.child.kill(signal);
-    } catch { /* already gone */ }
-  }
-}
-
 /** A temporary folder with the tiny model converted once, and the env for child processes. */
 async function setup(): Promise<{ dir: string; model: string; env: Record<string, string> }> {
   const dir = await Deno.makeTempDir({ prefix: "distributed_test_" });
@@ -123,7 +67,7 @@ async function setup(): Promise<{ dir: string; model: string; env: Record<string
   await Deno.mkdir(models);
   const model = join(models, "tiny-cpsam.pt");
   await Deno.copyFile(join(FIXTURES, "tiny-cpsam.pt"), model);
-  return { dir, model, env: { CELLPOSE_LOCAL_MODELS_PATH: models, NO_COLOR: "1" } };
+  return { dir, model, env: { CELLPOSE_LOCAL_MODELS_PATH: models } };
 }
 
 /** The single-process result: segmentLarge on the same image, same options. */
@@ -167,22 +111,22 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const { dir, model, env } = await setup();
-    const procs: Proc[] = [];
+    const procs: CliProcess[] = [];
     const redis = await startRedis(dir);
     try {
       const input = join(dir, "blobs.tif");
       await writeImage(input, H, W, 3);
       const want = await reference(input, join(dir, "reference.tif"), model, env);
       const worker = (name: string) =>
-        new Proc(
+        spawnCli(
           ["worker", redis.url, "--device", "cpu", "--claim_after", "2", "--name", name],
-          env,
+          { env },
         );
       const workers = ["w1", "w2", "w3"].map(worker);
       procs.push(...workers);
       for (const w of workers) await w.waitFor(/waiting for jobs/);
       const out = join(dir, "out");
-      const coord = new Proc([
+      const coord = spawnCli([
         "segment",
         input,
         "--distributed",
@@ -194,20 +138,20 @@ Deno.test({
         ...SEG_MORE,
         "--no_npy",
         "--json",
-      ], env);
+      ], { env });
       procs.push(coord);
       // w1 dies in the middle of its first block
       const started = await workers[0].waitFor(/block (\d+) of .*: started/);
       workers[0].kill("SIGKILL");
       const killed = Number(started[1]);
-      assertEquals((await coord.status()).code, 0, coord.log);
-      const result = JSON.parse(coord.out.trim());
+      assertEquals((await coord.result()).code, 0, coord.stderr);
+      const result = JSON.parse(coord.stdout.trim());
       assertEquals(result.blocks, 12);
       assert(!("w1" in result.workers), `w1 finished nothing: ${JSON.stringify(result.workers)}`);
       assertEquals(Object.values(result.workers).reduce((a, b) => Number(a) + Number(b), 0), 12);
       // another worker took the killed block over after --claim_after
       assertMatch(
-        workers[1].log + workers[2].log,
+        workers[1].stderr + workers[2].stderr,
         new RegExp(`block ${killed} of .*: started \\(taken over\\)`),
       );
       assertEquals(
@@ -224,12 +168,12 @@ Deno.test({
       // stopped by SIGTERM: exit 0
       for (const w of workers.slice(1)) {
         w.kill("SIGTERM");
-        assertEquals((await w.status(20000)).code, 0, w.log);
-        assertMatch(w.log, /worker stopped after \d+ blocks/);
+        assertEquals((await w.result(20000)).code, 0, w.stderr);
+        assertMatch(w.stderr, /worker stopped after \d+ blocks/);
       }
     } finally {
       for (const p of procs) p.kill();
-      for (const p of procs) await p.status(20000).catch(() => {});
+      for (const p of procs) await p.result(20000).catch(() => {});
       await redis.stop();
       await Deno.remove(dir, { recursive: true });
     }
@@ -242,7 +186,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const { dir, model, env } = await setup();
-    const procs: Proc[] = [];
+    const procs: CliProcess[] = [];
     const redis = await startRedis(dir);
     try {
       const tif = join(dir, "blobs.tif");
@@ -256,7 +200,7 @@ Deno.test({
         chunks: [100, 100],
       });
       const out = join(dir, "out");
-      const coord = new Proc([
+      const coord = spawnCli([
         "segment",
         image,
         "--distributed",
@@ -269,16 +213,16 @@ Deno.test({
         ...SEG_MORE,
         "--no_npy",
         "--json",
-      ], env);
+      ], { env });
       procs.push(coord);
       await coord.waitFor(/blocks 0\/12 .* 0 workers +\(waiting for `cellpose worker`\)/);
-      const w1 = new Proc(["worker", redis.url, "--device", "cpu", "--name", "early"], env);
+      const w1 = spawnCli(["worker", redis.url, "--device", "cpu", "--name", "early"], { env });
       procs.push(w1);
       await w1.waitFor(/block \d+: done/);
-      const w2 = new Proc(["worker", redis.url, "--device", "cpu", "--name", "late"], env);
+      const w2 = spawnCli(["worker", redis.url, "--device", "cpu", "--name", "late"], { env });
       procs.push(w2);
-      assertEquals((await coord.status()).code, 0, coord.log);
-      const result = JSON.parse(coord.out.trim());
+      assertEquals((await coord.result()).code, 0, coord.stderr);
+      const result = JSON.parse(coord.stdout.trim());
       assert(result.workers.early >= 1 && result.workers.late >= 1, JSON.stringify(result.workers));
       const tiffOut = join(out, "blobs_cp_masks.tif");
       assertEquals(result.outputs, [join(image, "labels", "cp_masks"), tiffOut]);
@@ -294,7 +238,7 @@ Deno.test({
       await assertQueueEmpty(redis.url);
     } finally {
       for (const p of procs) p.kill("SIGTERM");
-      for (const p of procs) await p.status(20000).catch(() => {});
+      for (const p of procs) await p.result(20000).catch(() => {});
       await redis.stop();
       await Deno.remove(dir, { recursive: true });
     }
@@ -313,10 +257,7 @@ Deno.test({
       await writeImage(b, H, W, 4);
       const want = await reference(a, join(dir, "reference.tif"), model, env);
       const work = join(dir, "work");
-      const cli = async (...args: string[]) => {
-        const p = new Proc(args, env);
-        return { status: await p.status(), log: p.log, out: p.out };
-      };
+      const cli = (...args: string[]) => runCli(args, { env });
       const planA = join(dir, "plan-a.json");
       const planned = await cli(
         "plan",
@@ -330,8 +271,8 @@ Deno.test({
         ...SEG_MORE,
         "--json",
       );
-      assertEquals(planned.status.code, 0, planned.log);
-      assertEquals(JSON.parse(planned.out).blocks, 12);
+      assertEquals(planned.code, 0, planned.stderr);
+      assertEquals(JSON.parse(planned.stdout).blocks, 12);
       // blocks in any order, two at a time, as array tasks would
       const order = [7, 0, 11, 3, 5, 9, 1, 10, 2, 8, 4, 6];
       for (let i = 0; i < order.length; i += 2) {
@@ -340,21 +281,21 @@ Deno.test({
             cli("block", planA, "--index", String(k), "--device", "cpu")
           ),
         );
-        for (const r of runs) assertEquals(r.status.code, 0, r.log);
+        for (const r of runs) assertEquals(r.code, 0, r.stderr);
       }
       const again = await cli("block", planA, "--index", "7", "--device", "cpu");
-      assertMatch(again.log, /block 7 of 12: already done/);
+      assertMatch(again.stderr, /block 7 of 12: already done/);
       // one result missing: merge names it
       await Deno.rename(join(work, "block-000005.cpb"), join(dir, "block-5.keep"));
       const missing = await cli("merge", planA);
-      assertEquals(missing.status.code, 1);
+      assertEquals(missing.code, 1, missing.stderr);
       assertMatch(
-        missing.log,
+        missing.stderr,
         /1 of 12 blocks have no result in .*work yet: 5 \(run `cellpose block PLAN --index 5`/,
       );
       await Deno.rename(join(dir, "block-5.keep"), join(work, "block-000005.cpb"));
       const merged = await cli("merge", planA, "--keep_blocks", "--json");
-      assertEquals(merged.status.code, 0, merged.log);
+      assertEquals(merged.code, 0, merged.stderr);
       assertEquals(
         await labelsOf(join(dir, "a_cp_masks.tif")),
         want,
@@ -362,24 +303,22 @@ Deno.test({
       );
       // a plan for another image over the same work folder: merge refuses, naming both images
       const planB = join(dir, "plan-b.json");
-      assertEquals(
-        (await cli(
-          "plan",
-          b,
-          "--out",
-          planB,
-          "--work_dir",
-          work,
-          "--pretrained_model",
-          model,
-          ...SEG_MORE,
-        )).status.code,
-        0,
+      const plannedB = await cli(
+        "plan",
+        b,
+        "--out",
+        planB,
+        "--work_dir",
+        work,
+        "--pretrained_model",
+        model,
+        ...SEG_MORE,
       );
+      assertEquals(plannedB.code, 0, plannedB.stderr);
       const foreign = await cli("merge", planB);
-      assertEquals(foreign.status.code, 1);
+      assertEquals(foreign.code, 1, foreign.stderr);
       assertMatch(
-        foreign.log,
+        foreign.stderr,
         new RegExp(
           `results of blocks 0-11 in .*work were made by plan [0-9a-f]{16} for ${a}, but this plan \\([0-9a-f]{16}\\) is for ${b}`,
         ),
@@ -387,9 +326,9 @@ Deno.test({
       // the image changed after planning: a block refuses, naming what was planned and what is there
       await writeImage(a, H, W + 1, 5);
       const changed = await cli("block", planA, "--index", "0", "--force", "--device", "cpu");
-      assertEquals(changed.status.code, 1);
+      assertEquals(changed.code, 1, changed.stderr);
       assertMatch(
-        changed.log,
+        changed.stderr,
         new RegExp(
           `the plan [0-9a-f]{16} was made for ${a} \\(tiff, 400 x 380 x 1, .*\\), but that image is now ${a} \\(tiff, 400 x 381 x 1`,
         ),
@@ -398,7 +337,7 @@ Deno.test({
       const text = await Deno.readTextFile(planA);
       await Deno.writeTextFile(planA, text.replace('"halo": 32', '"halo": 30'));
       const edited = await cli("block", planA, "--index", "0");
-      assertMatch(edited.log, /the plan was edited after planning/);
+      assertMatch(edited.stderr, /the plan was edited after planning/);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -426,28 +365,27 @@ Deno.test({
           const args of [["segment", input, "--distributed", url, "--no_npy"], ["worker", url]]
         ) {
           const t0 = performance.now();
-          const p = new Proc(args, env);
-          const status = await p.status(15000);
+          const p = await runCli(args, { env, timeoutMs: 15000 });
           const s = (performance.now() - t0) / 1000;
-          assertEquals(status.code, 2, p.log);
+          assertEquals(p.code, 2, p.stderr);
           assertMatch(
-            p.log,
+            p.stderr,
             new RegExp(`Redis at ${url} does not answer \\(.+\\): is redis-server running there`),
           );
           assert(s < 10, `${args[0]} gave up after ${s.toFixed(1)} s`);
         }
       }
-      const bad = new Proc(["worker", "http://127.0.0.1:6379"], env);
-      assertEquals((await bad.status()).code, 2);
+      const bad = await runCli(["worker", "http://127.0.0.1:6379"], { env });
+      assertEquals(bad.code, 2, bad.stderr);
       assertMatch(
-        bad.log,
+        bad.stderr,
         /a Redis URL looks like redis:\/\/HOST:PORT, got "http:\/\/127.0.0.1:6379"/,
       );
       // a Zarr group without OME-Zarr metadata, through segment --distributed and plan
       const plain = join(dir, "plain.zarr");
       await Deno.mkdir(plain);
       await Deno.writeTextFile(join(plain, ".zgroup"), '{"zarr_format": 2}');
-      const seg = new Proc([
+      const seg = await runCli([
         "segment",
         plain,
         "--distributed",
@@ -455,16 +393,16 @@ Deno.test({
         "--no_npy",
         "--pretrained_model",
         model,
-      ], env);
-      assertEquals((await seg.status()).code, 1, seg.log);
+      ], { env });
+      assertEquals(seg.code, 1, seg.stderr);
       assertMatch(
-        seg.log,
+        seg.stderr,
         new RegExp(`${plain}: a Zarr group without OME-Zarr 'multiscales' metadata`),
       );
-      const plan = new Proc(["plan", plain, "--out", join(dir, "p.json")], env);
-      assertEquals((await plan.status()).code, 1, plan.log);
+      const plan = await runCli(["plan", plain, "--out", join(dir, "p.json")], { env });
+      assertEquals(plan.code, 1, plan.stderr);
       assertMatch(
-        plan.log,
+        plan.stderr,
         new RegExp(`${plain}: a Zarr group without OME-Zarr 'multiscales' metadata`),
       );
     } finally {

@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import { REPO } from "./fixtures.ts";
+import { spawnCli } from "./cli.ts";
 import type { HostileCase } from "./hostile_cases.ts";
 import type { ServerProcess } from "./server_process.ts";
 
@@ -52,31 +52,15 @@ export async function segmentCli(
   model: string,
   caps: Caps = {},
 ): Promise<CaseRun> {
-  const p = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      join(REPO, "cli", "main.ts"),
-      "segment",
-      image,
-      "--pretrained_model",
-      model,
-      "--savedir",
-      join(dir, "out"),
-      "--save_tif",
-    ],
-    env: { CELLPOSE_LOCAL_MODELS_PATH: dir, NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const p = spawnCli(
+    ["segment", image, "--pretrained_model", model, "--savedir", join(dir, "out"), "--save_tif"],
+    { env: { CELLPOSE_LOCAL_MODELS_PATH: dir } },
+  );
   const maxMs = caps.ms ?? 60_000, maxRss = caps.rssBytes ?? 3 * 2 ** 30;
   let peak = 0, killed: string | undefined;
   const kill = (why: string) => {
     killed ??= why;
-    try {
-      p.kill("SIGKILL");
-    } catch { /* ended */ }
+    p.kill("SIGKILL");
   };
   const poll = setInterval(() => {
     peak = Math.max(peak, peakRss(p.pid));
@@ -84,11 +68,10 @@ export async function segmentCli(
   }, 20);
   const timer = setTimeout(() => kill(`running after ${maxMs / 1000} s`), maxMs);
   const t0 = performance.now();
-  const out = await p.output();
+  const out = await p.result(Infinity); // ended by the caps above
   const ms = performance.now() - t0;
   clearInterval(poll), clearTimeout(timer);
-  const text = new TextDecoder().decode(out.stderr);
-  return { status: killed ? 137 : out.code, text, ms, peakBytes: peak, killed };
+  return { status: killed ? 137 : out.code, text: out.stderr, ms, peakBytes: peak, killed };
 }
 
 /** Health latencies (ms) sampled every 50 ms until `stop` resolves. */

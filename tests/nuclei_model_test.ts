@@ -15,6 +15,7 @@ import {
 } from "../mod.ts";
 import { bundledModelPath } from "../models/store.ts";
 import { REPO } from "./fixtures.ts";
+import { runCli } from "./cli.ts";
 
 const SAMPLE = join(REPO, "examples", "03f583ec5018.png");
 const SAMPLE_LABELS = join(REPO, "examples", "03f583ec5018_masks.tif");
@@ -27,16 +28,8 @@ globalThis.addEventListener("unload", () => {
   for (const d of [cache, work]) Deno.removeSync(d, { recursive: true });
 });
 
-async function cli(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(REPO, "cli", "main.ts"), ...args],
-    cwd: work,
-    env: { ...offline, NO_COLOR: "1" },
-    stdin: "null",
-  }).output();
-  const text = new TextDecoder();
-  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
-}
+/** `cellpose <args>` offline, in the work folder. */
+const cli = (args: string[]) => runCli(args, { cwd: work, env: offline });
 
 Deno.test("nuclei: resolves by name to the shipped file, and is listed, with an empty cache", async () => {
   const path = bundledModelPath("nuclei")!;

@@ -8,6 +8,7 @@ import { quantizeColumns } from "../models/quantize.ts";
 import { createRunner } from "../models/runtime.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { fixture, FIXTURES, REPO } from "./fixtures.ts";
+import { runCli } from "./cli.ts";
 
 const TINY = join(FIXTURES, "tiny-cpsam.pt");
 
@@ -119,20 +120,13 @@ Deno.test("a bad precision is a BAD_PARAMETER naming it, before any work", async
 
 Deno.test("cli: --quantize int8 on segment and models convert; bad values exit 2", async () => {
   const cache = await Deno.makeTempDir({ prefix: "cellpose-cli-int8-" });
-  const cli = async (args: string[]) => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", join(REPO, "cli", "main.ts"), ...args],
-      cwd: REPO,
-      env: { CELLPOSE_LOCAL_MODELS_PATH: cache, NO_COLOR: "1" },
-      stdin: "null",
-    }).output();
-    return { code: out.code, stderr: new TextDecoder().decode(out.stderr), out };
-  };
+  const cli = (args: string[]) =>
+    runCli(args, { cwd: REPO, env: { CELLPOSE_LOCAL_MODELS_PATH: cache } });
   try {
     await Deno.copyFile(TINY, join(cache, "tiny"));
     const conv = await cli(["models", "convert", "tiny", "--quantize", "int8", "--json"]);
     assertEquals(conv.code, 0, conv.stderr);
-    const r = JSON.parse(new TextDecoder().decode(conv.out.stdout));
+    const r = JSON.parse(conv.stdout);
     assertEquals([r.precision, r.onnxPath], ["int8", join(cache, "tiny-int8.onnx")]);
     const img = join(cache, "img.png");
     await Deno.copyFile(join(FIXTURES, "..", "data", "dsb2018", "00071198d059.png"), img);
@@ -150,7 +144,7 @@ Deno.test("cli: --quantize int8 on segment and models convert; bad values exit 2
     assert((await Deno.stat(join(cache, "img_seg.npy"))).size > 0);
     assert(seg.stderr.includes("tiny-int8.onnx"), seg.stderr);
     const bad = await cli(["segment", img, "--pretrained_model", "tiny", "--quantize", "int4"]);
-    assertEquals(bad.code, 2);
+    assertEquals(bad.code, 2, bad.stderr);
     assert(bad.stderr.includes("--quantize") && bad.stderr.includes("int4"), bad.stderr);
     const both = await cli([
       "segment",
@@ -161,7 +155,7 @@ Deno.test("cli: --quantize int8 on segment and models convert; bad values exit 2
       "--quantize",
       "int8",
     ]);
-    assertEquals(both.code, 2);
+    assertEquals(both.code, 2, both.stderr);
     assert(both.stderr.includes("--fp16 and --quantize int8"), both.stderr);
   } finally {
     await Deno.remove(cache, { recursive: true });

@@ -2,7 +2,8 @@
 // and clear errors for bad training data.
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { DATA, FIXTURES, REPO } from "./fixtures.ts";
+import { runCli } from "./cli.ts";
+import { DATA, FIXTURES } from "./fixtures.ts";
 import { CellposeError } from "../core/errors.ts";
 import { initCpsam } from "../models/cpsam_init.ts";
 import { readCheckpointFile } from "../models/checkpoint.ts";
@@ -194,13 +195,6 @@ Deno.test({
   },
 });
 
-const cli = (args: string[]) =>
-  new Deno.Command(join(REPO, "tools", "deno"), {
-    args: ["run", "-A", join(REPO, "cli", "main.ts"), ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-
 Deno.test("train CLI: 20 epochs on 8 dsb2018 images from tiny-cpsam lower the training loss", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -211,7 +205,7 @@ Deno.test("train CLI: 20 epochs on 8 dsb2018 images from tiny-cpsam lower the tr
         await Deno.symlink(join(DATA, "dsb2018", f), join(dir, f));
       }
     }
-    const out = await cli([
+    const out = await runCli([
       "train",
       "--dir",
       dir,
@@ -225,8 +219,8 @@ Deno.test("train CLI: 20 epochs on 8 dsb2018 images from tiny-cpsam lower the tr
       "t8",
       "--json",
     ]);
-    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
-    const lines = new TextDecoder().decode(out.stdout).trim().split("\n").map((l) => JSON.parse(l));
+    assertEquals(out.code, 0, out.stderr);
+    const lines = out.stdout.trim().split("\n").map((l) => JSON.parse(l));
     const epochs = lines.filter((l) => "epoch" in l);
     assertEquals(epochs.length, 20);
     const mean = (xs: { loss: number }[]) => xs.reduce((s, x) => s + x.loss, 0) / xs.length;
@@ -245,19 +239,19 @@ Deno.test("train CLI: exit 2 for data without labels, 3 for a model that is not 
   const dir = await Deno.makeTempDir();
   try {
     await Deno.symlink(join(DATA, "dsb2018", "00071198d059.png"), join(dir, "a.png"));
-    let out = await cli([
+    let out = await runCli([
       "train",
       "--dir",
       dir,
       "--pretrained_model",
       join(FIXTURES, "tiny-cpsam.pt"),
     ]);
-    assertEquals(out.code, 2);
-    assert(new TextDecoder().decode(out.stderr).includes("a.png has no labels"));
+    assertEquals(out.code, 2, out.stderr);
+    assert(out.stderr.includes("a.png has no labels"), out.stderr);
     await Deno.symlink(join(DATA, "dsb2018", "00071198d059_masks.tif"), join(dir, "a_masks.tif"));
     await Deno.writeTextFile(join(dir, "notmodel.pt"), "this is not a checkpoint");
-    out = await cli(["train", "--dir", dir, "--pretrained_model", join(dir, "notmodel.pt")]);
-    assertEquals(out.code, 3, new TextDecoder().decode(out.stderr));
+    out = await runCli(["train", "--dir", dir, "--pretrained_model", join(dir, "notmodel.pt")]);
+    assertEquals(out.code, 3, out.stderr);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -6,7 +6,8 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "./assert.ts";
-import { FIXTURES, REPO } from "./fixtures.ts";
+import { FIXTURES } from "./fixtures.ts";
+import { runCli } from "./cli.ts";
 import { NumpyRandom } from "../core/random.ts";
 import { loadModel } from "../models/load.ts";
 import { segment } from "../pipeline/segment.ts";
@@ -80,32 +81,19 @@ Deno.test({
       const masks: Record<string, Uint8Array | Uint16Array | Uint32Array> = {};
       for (const device of ["cpu", "wasm"]) {
         const out = join(cache, device);
-        const p = new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            "-A",
-            join(REPO, "cli", "main.ts"),
-            "segment",
-            img,
-            "--pretrained_model",
-            join(cache, "tiny-cpsam.pt"),
-            "--device",
-            device,
-            "--savedir",
-            out,
-            "--save_tif",
-            "--no_npy",
-          ],
-          env: { CELLPOSE_LOCAL_MODELS_PATH: cache, NO_COLOR: "1" },
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
-        const timer = setTimeout(() => p.kill("SIGKILL"), 300_000);
-        const r = await p.output();
-        clearTimeout(timer);
-        const err = new TextDecoder().decode(r.stderr);
-        assertEquals(r.code, 0, `--device ${device}: exit ${r.code}: ${err.slice(-2000)}`);
+        const r = await runCli([
+          "segment",
+          img,
+          "--pretrained_model",
+          join(cache, "tiny-cpsam.pt"),
+          "--device",
+          device,
+          "--savedir",
+          out,
+          "--save_tif",
+          "--no_npy",
+        ], { env: { CELLPOSE_LOCAL_MODELS_PATH: cache }, timeoutMs: 300_000 });
+        assertEquals(r.code, 0, `--device ${device}: exit ${r.code}: ${r.stderr.slice(-2000)}`);
         const m = await readImage(join(out, "random_cp_masks.tif"));
         masks[device] = m.image.data as Uint16Array;
       }
