@@ -14,7 +14,8 @@ import { runOnRedis } from "../distributed/coordinator.ts";
 import { createRunPlan } from "../distributed/run_plan.ts";
 import { loadModel } from "../models/load.ts";
 import { segmentLarge } from "../pipeline/segment_large.ts";
-import { FIXTURES, REPO } from "../tests/fixtures.ts";
+import { type CliProcess, spawnCli } from "../tests/cli.ts";
+import { FIXTURES } from "../tests/fixtures.ts";
 import { startRedis } from "../tests/redis_server.ts";
 import { writeBlobs } from "./large.bench.ts";
 
@@ -54,7 +55,7 @@ export default async function main(): Promise<void> {
   const env = { CELLPOSE_LOCAL_MODELS_PATH: models };
   Deno.env.set("CELLPOSE_LOCAL_MODELS_PATH", models);
   const redis = await startRedis(dir);
-  const workers: Deno.ChildProcess[] = [];
+  const workers: CliProcess[] = [];
   try {
     const input = join(dir, "blobs.tif");
     await writeBlobs(input, side);
@@ -81,21 +82,7 @@ export default async function main(): Promise<void> {
     for (const n of [1, 2]) {
       while (workers.length < n) {
         workers.push(
-          new Deno.Command(Deno.execPath(), {
-            args: [
-              "run",
-              "-A",
-              join(REPO, "cli", "main.ts"),
-              "worker",
-              redis.url,
-              "--device",
-              "cpu",
-            ],
-            env,
-            stdin: "null",
-            stdout: "null",
-            stderr: "null",
-          }).spawn(),
+          spawnCli(["worker", redis.url, "--device", "cpu"], { env }),
         );
       }
       await redisRun(redis.url, input, dir, ckpt, blockSize); // warm-up: models loaded
@@ -131,7 +118,7 @@ export default async function main(): Promise<void> {
   } finally {
     for (const w of workers) {
       w.kill("SIGTERM");
-      await w.status;
+      await w.result();
     }
     await redis.stop();
     await Deno.remove(dir, { recursive: true });

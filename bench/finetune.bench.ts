@@ -23,6 +23,7 @@
  * @module
  */
 import { join } from "node:path";
+import { spawnCli } from "../tests/cli.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const data = join(root, "../shared/data");
@@ -67,25 +68,18 @@ function cpuSeconds(pid: number): number {
  */
 async function cli(args: string[]): Promise<{ stdout: string; wall: number; cpu: number }> {
   const t0 = performance.now();
-  const child = new Deno.Command(join(root, "tools/deno"), {
-    args: ["run", "-A", join(root, "cli/main.ts"), ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  // tools/deno execs deno in the same process, so the pid is the CLI's.
+  const child = spawnCli(args);
   let cpu = 0;
   const poll = setInterval(() => {
     const c = cpuSeconds(child.pid);
     if (c > cpu) cpu = c;
   }, 500);
-  const out = await child.output();
+  const out = await child.result(Infinity);
   clearInterval(poll);
-  const stdout = new TextDecoder().decode(out.stdout);
-  if (!out.success) {
-    const err = new TextDecoder().decode(out.stderr).slice(-300);
-    throw new Error(`cellpose ${args[0]} exited ${out.code}: ${err}`);
+  if (out.code !== 0) {
+    throw new Error(`cellpose ${args[0]} exited ${out.code}: ${out.stderr.slice(-300)}`);
   }
-  return { stdout, wall: (performance.now() - t0) / 1000, cpu };
+  return { stdout: out.stdout, wall: (performance.now() - t0) / 1000, cpu };
 }
 
 /** Links `names` (image and `_masks.tif`) from `from` into a new folder `dir`. */

@@ -9,6 +9,7 @@
  * @module
  */
 import { join } from "node:path";
+import { spawnCli } from "../tests/cli.ts";
 import { FIXTURES } from "../tests/fixtures.ts";
 import { writeBlobs } from "./large.bench.ts";
 
@@ -31,36 +32,29 @@ async function segmentCli(
   flags: string[],
 ): Promise<{ result: Record<string, unknown>; peakMiB: number; seconds: number }> {
   const t0 = performance.now();
-  const child = new Deno.Command(join(root, "tools/deno"), {
-    args: [
-      "run",
-      "-A",
-      join(root, "cli/main.ts"),
-      "segment",
-      input,
-      "--pretrained_model",
-      join(FIXTURES, "tiny-cpsam.pt"),
-      "--device",
-      "cpu",
-      "--savedir",
-      savedir,
-      "--no_npy",
-      "--json",
-      ...flags,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+  const child = spawnCli([
+    "segment",
+    input,
+    "--pretrained_model",
+    join(FIXTURES, "tiny-cpsam.pt"),
+    "--device",
+    "cpu",
+    "--savedir",
+    savedir,
+    "--no_npy",
+    "--json",
+    ...flags,
+  ], { echo: true });
   let peak = 0;
   const poll = setInterval(() => {
     const m = vmHwmMiB(child.pid);
     if (m > peak) peak = m;
   }, 200);
-  const out = await child.output();
+  const out = await child.result(Infinity);
   clearInterval(poll);
   const seconds = (performance.now() - t0) / 1000;
-  const line = new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "";
-  if (!out.success) throw new Error(`cellpose segment exited ${out.code}: ${line}`);
+  const line = out.stdout.trim().split("\n").pop() ?? "";
+  if (out.code !== 0) throw new Error(`cellpose segment exited ${out.code}: ${line}`);
   return { result: JSON.parse(line), peakMiB: peak, seconds };
 }
 
