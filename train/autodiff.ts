@@ -357,87 +357,6 @@ export class Graph {
   }
 
   /**
-   * SAM's global attention with its decomposed relative-position bias, for `q`, `k`, `v`
-   * `[BH, N, d]` over a `gh x gw` token grid (`N = gh gw`) and the bias terms `relH` `[BH, N, gh]`
-   * (per query and key row) and `relW` `[BH, N, gw]` (per query and key column):
-   * `softmax(scale q k^T + relH[key row] + relW[key column]) v`, `[BH, N, d]`.
-   *
-   * The logits are one MatMul of `[scale q, relH, relW]` by `[k, Eh, Ew]` (`Eh`, `Ew` the one-hot
-   * key row and column), so the bias is never broadcast-added over the `N x N` logits (two
-   * strided broadcast passes over the largest tensor of the step, slower in onnxruntime than
-   * the matrix product's extra columns).
-   */
-  relPosAttention(
-    q: Value,
-    k: Value,
-    v: Value,
-    relH: Value,
-    relW: Value,
-    gh: number,
-    gw: number,
-    scale: number,
-  ): Value {
-    const [BH, N, d] = q.shape;
-    if (
-      N !== gh * gw || !same(k.shape, q.shape) || !same(v.shape, q.shape) ||
-      !same(relH.shape, [BH, N, gh]) || !same(relW.shape, [BH, N, gw])
-    ) {
-      throw new CellposeError(
-        "BAD_SHAPE",
-        `relPosAttention q [${q.shape}] k [${k.shape}] v [${v.shape}] relH [${relH.shape}] ` +
-          `relW [${relW.shape}] on a ${gh} x ${gw} grid`,
-        [q.shape, relH.shape, relW.shape],
-      );
-    }
-    const oneHot = (n: number, of: (j: number) => number) => {
-      const e = new Float32Array(N * n);
-      for (let j = 0; j < N; j++) e[j * n + of(j)] = 1;
-      return this.expand(this.constant(e, [1, N, n]), [BH, N, n]);
-    };
-    const qs = this.scaleRaw(q, scale);
-    const qc = this.emit("Concat", [qs.name, relH.name, relW.name], [BH, N, d + gh + gw], false, {
-      axis: { i: 2 },
-    });
-    const kc = this.emit(
-      "Concat",
-      [k.name, oneHot(gh, (j) => Math.floor(j / gw)).name, oneHot(gw, (j) => j % gw).name],
-      [BH, N, d + gh + gw],
-      false,
-      { axis: { i: 2 } },
-    );
-    const p = this.emit(
-      "Softmax",
-      [this.matmulRaw(qc, this.transposeRaw(kc, [0, 2, 1])).name],
-      [
-        BH,
-        N,
-        N,
-      ],
-      false,
-      { axis: { i: -1 } },
-    );
-    const ins = [q, k, v, relH, relW];
-    const o = this.emit("MatMul", [p.name, v.name], q.shape, ins.some((x) => x.grad));
-    return this.record(o, ins, (g) => {
-      const dv = v.grad ? this.matmulRaw(this.transposeRaw(p, [0, 2, 1]), g) : null;
-      const dp = this.matmulRaw(g, this.transposeRaw(v, [0, 2, 1]));
-      // softmax's backward as PyTorch computes it, P (dP - rowsum(dP P)): the rows of the
-      // result then sum to zero up to the rounding of that one sum (the key biases' exact
-      // gradient is 0; rowsum(dO O), equal in exact arithmetic, leaves larger noise there)
-      const s = this.reduceSumRaw(this.mulRaw(dp, p), [2]); // [BH, N, 1]
-      const dl = this.mulRaw(this.subRaw(dp, s), p);
-      const dl4 = this.reshapeRaw(dl, [BH, N, gh, gw]);
-      return [
-        q.grad ? this.scaleRaw(this.matmulRaw(dl, k), scale) : null,
-        k.grad ? this.matmulRaw(this.transposeRaw(dl, [0, 2, 1]), qs) : null,
-        dv,
-        relH.grad ? this.reshapeRaw(this.reduceSumRaw(dl4, [3]), relH.shape) : null,
-        relW.grad ? this.reshapeRaw(this.reduceSumRaw(dl4, [2]), relW.shape) : null,
-      ];
-    });
-  }
-
-  /**
    * LayerNorm over the last axis with weight `w` and bias `b` (PyTorch's `nn.LayerNorm`, biased
    * variance), computed as ONNX LayerNormalization (unit scale) followed by `* w + b`, so that
    * the normalised values and the inverse standard deviation are kept for the backward pass.
@@ -566,15 +485,6 @@ export class Graph {
   }
   private subRaw(a: Value, b: Value): Value {
     return this.emit("Sub", [a.name, b.name], broadcastShape(a.shape, b.shape), false);
-  }
-  private matmulRaw(a: Value, b: Value): Value {
-    const shape = [...a.shape.slice(0, -1), b.shape[b.shape.length - 1]];
-    return this.emit("MatMul", [a.name, b.name], shape, false);
-  }
-  private transposeRaw(a: Value, perm: readonly number[]): Value {
-    return this.emit("Transpose", [a.name], perm.map((p) => a.shape[p]), false, {
-      perm: { ints: [...perm] },
-    });
   }
   private scaleRaw(a: Value, s: number): Value {
     return this.emit("Mul", [a.name, this.scalar(s).name], a.shape, false);

@@ -118,7 +118,8 @@ export function buildTrainGraph(sd: StateDict, opts: TrainGraphOptions): TrainGr
     const qkv5 = g.transpose(g.reshape(qkv, [B, N, 3, heads, d]), [2, 0, 3, 1, 4]);
     const part = (j: number) => g.reshape(g.slice(qkv5, 0, j, j + 1), [B * heads, N, d]);
     const q = part(0), kk = part(1), v = part(2);
-    // decomposed relative position bias (SAM's add_decomposed_rel_pos), from the unscaled q
+    let attn = g.matmul(g.scale(q, d ** -0.5), g.transpose(kk, [0, 2, 1])); // [BH, N, N]
+    // decomposed relative position bias (SAM's add_decomposed_rel_pos)
     const table = (axis: "h" | "w") => {
       const rel = P(`${k}.attn.rel_pos_${axis}`);
       const n = rel.shape[0];
@@ -127,16 +128,17 @@ export function buildTrainGraph(sd: StateDict, opts: TrainGraphOptions): TrainGr
       return g.transpose(r, [0, 2, 1]); // [q, c, k]
     };
     const rq = g.reshape(q, [B * heads, G, G, d]); // [BH, qh, qw, c]
-    const relH = g.reshape(g.matmul(rq, table("h")), [B * heads, N, G]); // [BH, (qh, qw), kh]
-    const relW = g.reshape(
-      g.transpose(
-        g.matmul(g.transpose(rq, [0, 2, 1, 3]), table("w")), // [BH, qw, qh, kw]
-        [0, 2, 1, 3],
-      ),
-      [B * heads, N, G],
+    const relH = g.matmul(rq, table("h")); // [BH, qh, qw, kh]
+    const relW = g.transpose(
+      g.matmul(g.transpose(rq, [0, 2, 1, 3]), table("w")), // [BH, qw, qh, kw]
+      [0, 2, 1, 3],
     );
-    const att = g.relPosAttention(q, kk, v, relH, relW, G, G, d ** -0.5); // [BH, N, d]
-    let o = g.reshape(att, [B, heads, G, G, d]);
+    attn = g.add(
+      g.add(g.reshape(attn, [B * heads, G, G, G, G]), g.reshape(relH, [B * heads, G, G, G, 1])),
+      g.reshape(relW, [B * heads, G, G, 1, G]),
+    );
+    const probs = g.softmax(g.reshape(attn, [B * heads, N, N]));
+    let o = g.reshape(g.matmul(probs, v), [B, heads, G, G, d]);
     o = g.reshape(g.transpose(o, [0, 2, 3, 1, 4]), [T, dim]);
     let h = g.add(x, linear(o, `${k}.attn.proj`));
     const m = linear(g.gelu(linear(ln(h, `${k}.norm2`), `${k}.mlp.lin1`)), `${k}.mlp.lin2`);
