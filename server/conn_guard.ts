@@ -30,6 +30,7 @@
  * ```
  * @module
  */
+import { LoopTurns } from "./loop_share.ts";
 import { DEFAULT_PACE, type UploadPace } from "./upload.ts";
 
 /** Largest request head (request line and headers) relayed. */
@@ -62,8 +63,6 @@ export interface ConnectionGuard {
 const GUARD_SLACK_MS = 5000;
 /** How long a client's leftover bytes are drained after the server has answered and closed. */
 const LINGER_MS = 2000;
-/** A relay busy this long gives the event loop a turn (see the read loop). */
-const YIELD_MS = 4;
 /** At most this many leftover bytes are drained (a 300 MB upload refused early is not read on). */
 const LINGER_BYTES = 64 << 20;
 
@@ -145,7 +144,7 @@ export function guardConnections(
     // resets the connection, and the client would lose the answer (a 413 to a huge upload)
     let serverGone = false;
     let drained = 0;
-    let lastYield = performance.now();
+    const turns = new LoopTurns();
     const toClient = server.readable.pipeTo(client.writable, { preventClose: true })
       .then(() => client.closeWrite()).catch(() => {}).finally(() => {
         serverGone = true;
@@ -205,11 +204,10 @@ export function guardConnections(
       while (!done) {
         // reads and writes that complete at once resolve as microtasks, so a fast upload would
         // never let the event loop serve anything else (health took 8 s under six 300 MB
-        // uploads): every YIELD_MS the relay waits for a timer turn
-        if (performance.now() - lastYield > YIELD_MS) {
-          await new Promise((r) => setTimeout(r, 0));
-          lastYield = performance.now();
-        }
+        // uploads): the relay waits for its turns (large bodies and drains share theirs, see
+        // loop_share.ts)
+        const turn = turns.due(serverGone ? Infinity : bodyBytes);
+        if (turn) await turn;
         const clock = serverGone ? undefined : arm();
         const t0 = performance.now();
         const n = await client.read(buf);
@@ -247,6 +245,7 @@ export function guardConnections(
             startBody(new TextDecoder().decode(whole));
           } else if (state === "raw") {
             await write(b);
+            bodyBytes += b.length;
             b = b.subarray(b.length);
           } else if (state === "body" || state === "chunk-data") {
             const k = Math.min(left, b.length);

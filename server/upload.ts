@@ -17,6 +17,7 @@
 import { excerpt } from "../core/check.ts";
 import { CellposeError } from "../core/errors.ts";
 import { ServerError } from "./errors.ts";
+import { LoopTurns } from "./loop_share.ts";
 
 /** How slowly a body may arrive: see {@link bodyChunks}. */
 export interface UploadPace {
@@ -112,7 +113,7 @@ export async function* bodyChunks(
   }
   const reader = req.body.getReader();
   const start = performance.now();
-  let lastYield = start;
+  const turns = new LoopTurns();
   let total = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
@@ -143,10 +144,8 @@ export async function* bodyChunks(
       total += value.length;
       yield value as Uint8Array<ArrayBuffer>;
       // chunks already buffered resolve as microtasks: let the event loop serve others
-      if (performance.now() - lastYield > 4) {
-        await new Promise((r) => setTimeout(r, 0));
-        lastYield = performance.now();
-      }
+      const turn = turns.due(total);
+      if (turn) await turn;
     }
   } catch (e) {
     budget?.give(total);
