@@ -17,7 +17,6 @@
  * ```
  * @module
  */
-import { Buffer } from "node:buffer";
 import { CellposeError } from "../core/errors.ts";
 import { excerpt } from "../core/check.ts";
 import { bodyChunks, type BodyRules, concatChunks } from "./upload.ts";
@@ -42,6 +41,7 @@ export interface MultipartRules extends BodyRules {
 
 const MAX_HEAD_BYTES = 16 * 1024;
 const enc = new TextEncoder();
+const CRLF = enc.encode("\r\n");
 const CRLF2 = enc.encode("\r\n\r\n");
 
 function bad(message: string, field = "body", got?: unknown): CellposeError {
@@ -72,7 +72,20 @@ function disposition(head: string): { name: string; filename?: string } {
   return { name: name[1], filename: file ? file[1] : undefined };
 }
 
-const view = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+/**
+ * Index of `needle` in `hay`, or -1. Candidates are found with the native `indexOf` of the first
+ * byte (about 1 GB/s here; node's `Buffer.indexOf` is JavaScript in Deno, 6x slower, and was
+ * the server's largest cost under large uploads).
+ */
+function indexOfBytes(hay: Uint8Array, needle: Uint8Array): number {
+  const last = hay.length - needle.length;
+  for (let i = hay.indexOf(needle[0]); i >= 0 && i <= last; i = hay.indexOf(needle[0], i + 1)) {
+    let k = 1;
+    while (k < needle.length && hay[i + k] === needle[k]) k++;
+    if (k === needle.length) return i;
+  }
+  return -1;
+}
 
 /**
  * Reads `req`'s multipart body under `rules`. Throws BAD_PARAMETER (malformed body, a file
@@ -142,7 +155,7 @@ export async function readMultipart(
       const edge = new Uint8Array(held.length + Math.min(chunk.length, delim.length));
       edge.set(held);
       edge.set(chunk.subarray(0, edge.length - held.length), held.length);
-      const at = view(edge).indexOf(delim);
+      const at = indexOfBytes(edge, delim);
       if (at < 0 || at >= held.length) {
         write(held);
         return chunk;
@@ -155,7 +168,7 @@ export async function readMultipart(
   };
   const step = (): boolean => { // false: more bytes needed
     if (state === "preamble" || state === "body") {
-      const at = view(pending).indexOf(delim);
+      const at = indexOfBytes(pending, delim);
       if (at < 0) {
         const keep = Math.min(pending.length, delim.length - 1);
         if (state === "body") write(pending.subarray(0, pending.length - keep));
@@ -176,7 +189,7 @@ export async function readMultipart(
         state = "done";
         return false;
       }
-      const eol = view(pending).indexOf("\r\n");
+      const eol = indexOfBytes(pending, CRLF);
       if (eol < 0 || eol > 64 || pending.subarray(0, eol).some((b) => b !== 0x20 && b !== 0x09)) {
         if (eol < 0 && pending.length <= 64) return false;
         throw bad("multipart body is malformed: a boundary is not followed by a line end");
@@ -193,7 +206,7 @@ export async function readMultipart(
       return true;
     }
     if (state === "head") {
-      const at = view(pending).indexOf(CRLF2);
+      const at = indexOfBytes(pending, CRLF2);
       if (at < 0) {
         if (pending.length > MAX_HEAD_BYTES) {
           throw bad(`a multipart part's headers are over ${MAX_HEAD_BYTES} bytes`);
