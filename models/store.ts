@@ -189,7 +189,8 @@ export function modelName(path: string): string {
 
 /**
  * Finds a model from what a user typed: the path of a checkpoint (`.pt`, a cellpose v4
- * fine-tuned model file) or an `.onnx` file; else a name in the cache; else a registry name,
+ * fine-tuned model file) or an `.onnx` file; else a name in the cache (a file of that name, or
+ * with `.pt`, `.pth` or `.onnx` added, as {@link listModels} names them); else a registry name,
  * downloaded on first use (`cpsam`). Throws `MODEL_NOT_FOUND` saying what to do.
  *
  * @example
@@ -208,7 +209,9 @@ export async function resolveModel(
   const cache = cacheOf(options);
   const names = isName(pathOrName);
   if (names) {
-    for (const file of [pathOrName, `${pathOrName}.onnx`]) {
+    // the names GET /v1/models and `cellpose models list` show: file names less the extension
+    for (const ext of ["", ".pt", ".pth", ".onnx"]) {
+      const file = pathOrName + ext;
       if (await statFile(join(cache, file))) return located(join(cache, file));
     }
     const bundled = bundledModelPath(pathOrName);

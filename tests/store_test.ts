@@ -273,6 +273,14 @@ Deno.test("resolveModel: paths, cache names, .onnx files and MODEL_NOT_FOUND", a
       );
       assertEquals(unknown.code, "MODEL_NOT_FOUND");
       assert(unknown.message.includes("mine, other, nuclei, cpsam"), unknown.message);
+      // a checkpoint saved as <name>.pt is found by the name it is listed under
+      await Deno.writeFile(join(cacheDir, "tuned.pt"), TINY);
+      assert((await listModels({ cacheDir })).some((m) => m.name === "tuned"));
+      assertEquals(await resolveModel("tuned", { cacheDir }), {
+        name: "tuned",
+        path: join(cacheDir, "tuned.pt"),
+        kind: "checkpoint",
+      });
       const notHosted = await assertRejects(
         () => downloadModel("cyto9", { cacheDir }),
         CellposeError,
