@@ -2,8 +2,9 @@
  * The hostile inputs of the hardening suite (`tests/hostile_cases.ts`: a self-looping TIFF
  * directory, Deflate / PackBits / LZW / PNG bombs, a JPEG declaring 10000 x 10000, checkpoint
  * bombs), each run as a user or a client would: `cellpose segment` as a subprocess (images with
- * the tiny model, checkpoints as `--pretrained_model`), and images posted to `/v1/segment` of a
- * server in its own process while `/v1/health` is polled. One table: exit code or status, time,
+ * the tiny model, checkpoints as `--pretrained_model`), and to a server in its own process
+ * (images posted to `/v1/segment`, checkpoints loaded from its model cache by
+ * `POST /v1/models/:name/load`) while `/v1/health` is polled. One table: exit code or status, time,
  * peak RSS (CLI: of the process, and its ratio to a baseline run on a plainly broken file;
  * server: growth during the case) and health latency. Runs stop at 60 s or 3 GiB (shown as
  * "killed"), so the bench also measures code that still hangs or balloons.
@@ -14,7 +15,13 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { hostileCheckpoints, hostileImages } from "../tests/hostile_cases.ts";
-import { healthDuring, postSegment, quantile, segmentCli } from "../tests/hostile_runs.ts";
+import {
+  healthDuring,
+  postModelLoad,
+  postSegment,
+  quantile,
+  segmentCli,
+} from "../tests/hostile_runs.ts";
 import { spawnServer } from "../tests/server_process.ts";
 import { encodePng } from "../io/png.ts";
 
@@ -42,7 +49,7 @@ export default async function fuzz() {
         "server time (s) | server peak RSS growth (MiB) | health p50 / p95 / max (ms) |",
     );
     console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    const server = await spawnServer();
+    const server = await spawnServer({}, { CELLPOSE_LOCAL_MODELS_PATH: dir });
     try {
       for (const c of [...hostileImages(), ...hostileCheckpoints()]) {
         const file = join(dir, c.file);
@@ -51,15 +58,12 @@ export default async function fuzz() {
         const cli = isModel
           ? await segmentCli(image, dir, file)
           : await segmentCli(file, dir, model);
-        let srv = "| - | - | - | - |";
-        if (!isModel) {
-          const run = postSegment(server, c);
-          const health = await healthDuring(server.url, run);
-          const r = await run;
-          srv = `| ${r.killed ? "killed" : r.status} | ${cell(r.ms / 1000, 2)} | ` +
-            `${cell(r.peakBytes / MiB)} | ${cell(quantile(health, 0.5), 1)} / ` +
-            `${cell(quantile(health, 0.95), 1)} / ${cell(quantile(health, 1), 1)} |`;
-        }
+        const run = isModel ? postModelLoad(server, dir, c) : postSegment(server, c);
+        const health = await healthDuring(server.url, run);
+        const r = await run;
+        const srv = `| ${r.killed ? "killed" : r.status} | ${cell(r.ms / 1000, 2)} | ` +
+          `${cell(r.peakBytes / MiB)} | ${cell(quantile(health, 0.5), 1)} / ` +
+          `${cell(quantile(health, 0.95), 1)} / ${cell(quantile(health, 1), 1)} |`;
         console.log(
           `| ${c.name} (${c.bytes.length} B) | ${cli.killed ? "killed" : cli.status} | ` +
             `${cell(cli.ms / 1000, 2)} | ${cell(cli.peakBytes / MiB)} | ` +

@@ -10,7 +10,14 @@ import { join } from "node:path";
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { FIXTURES } from "./fixtures.ts";
 import { hostileCheckpoints, hostileImages } from "./hostile_cases.ts";
-import { healthDuring, peakRss, postSegment, quantile, segmentCli } from "./hostile_runs.ts";
+import {
+  healthDuring,
+  peakRss,
+  postModelLoad,
+  postSegment,
+  quantile,
+  segmentCli,
+} from "./hostile_runs.ts";
 import { spawnServer } from "./server_process.ts";
 import { CellposeError } from "../core/errors.ts";
 import { readImage } from "../io/image.ts";
@@ -134,6 +141,71 @@ Deno.test({
       assertEquals(ok.status, 200, await ok.text());
     } finally {
       await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "hostile input, server: POST /v1/models/:name/load of each hostile checkpoint is a 422 " +
+    "with the CLI's message, fast and small, health responsive, the model in service kept",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const cache = await Deno.makeTempDir({ prefix: "hostile_model_route_" });
+    const server = await spawnServer({}, { CELLPOSE_LOCAL_MODELS_PATH: cache });
+    try {
+      const png = encodePng({ data: new Uint8Array(32 * 32), shape: [32, 32] });
+      const segment = () =>
+        fetch(`${server.url}/v1/segment?sync=1`, {
+          method: "POST",
+          headers: { "content-type": "image/png" },
+          body: png as Uint8Array<ArrayBuffer>,
+        });
+      const first = await segment(); // the server's own model, loaded
+      assertEquals(first.status, 200, await first.clone().text());
+      const served = (await (await fetch(`${server.url}/v1/models`)).json()).current;
+      await first.body?.cancel();
+      // the baseline: a plainly broken checkpoint
+      const broken = {
+        name: "broken",
+        file: "broken.pt",
+        bytes: new TextEncoder().encode("not a zip"),
+        code: "BAD_MODEL" as const,
+        message: /./,
+      };
+      const base = await postModelLoad(server, cache, broken);
+      assertEquals(base.status, 422, base.text);
+      for (const c of hostileCheckpoints()) {
+        const run = postModelLoad(server, cache, c);
+        const health = await healthDuring(server.url, run);
+        const r = await run;
+        console.log(
+          `${c.file}: HTTP ${r.status} in ${(r.ms / 1000).toFixed(2)} s (baseline ` +
+            `${(base.ms / 1000).toFixed(2)} s), peak RSS +${(r.peakBytes / MB).toFixed(0)} MiB, ` +
+            `health max ${quantile(health, 1).toFixed(0)} ms`,
+        );
+        assertEquals(r.status, 422, `${c.file}: ${r.killed ?? ""} ${r.text.slice(0, 300)}`);
+        const { error } = JSON.parse(r.text);
+        assertEquals(error.code, c.code, r.text);
+        assert(c.message.test(error.message), `${c.file}: ${error.message}`);
+        assert(!/RangeError/.test(error.message), error.message);
+        assert(r.text.length < 2000, `${c.file}: an answer of ${r.text.length} characters`);
+        assert(r.ms < base.ms + 10_000, `${c.file}: ${r.ms} ms (baseline ${base.ms} ms)`);
+        assert(r.peakBytes < PEAK_GROWTH, `${c.file}: peak RSS grew ${r.peakBytes / MB} MB`);
+        assert(quantile(health, 1) < 2000, `${c.file}: health up to ${quantile(health, 1)} ms`);
+        // the failed load leaves the model in service, and says why it failed
+        const now = (await (await fetch(`${server.url}/v1/models`)).json()).current;
+        assertEquals([now.name, now.state], [served.name, "loaded"]);
+        assert(c.message.test(now.error.message), JSON.stringify(now));
+      }
+      const after = await segment();
+      assertEquals(after.status, 200, await after.clone().text());
+      await after.body?.cancel();
+      const logged = server.log();
+      assert(!/RangeError|internal error/i.test(logged), `the server logged:\n${logged}`);
+    } finally {
+      await server.stop();
+      await Deno.remove(cache, { recursive: true });
     }
   },
 });

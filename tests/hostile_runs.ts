@@ -1,8 +1,9 @@
 /**
  * Runs one hostile case ({@link HostileCase}, from `hostile_cases.ts`) the way a user or a client
  * would, measuring its time and peak memory: `cellpose segment` as a subprocess (its peak RSS
- * polled from `/proc`, killed past a time or memory cap), or `POST /v1/segment` to a server in a
- * process of its own (`server_process.ts`), with `/v1/health` polled meanwhile. Shared by the
+ * polled from `/proc`, killed past a time or memory cap), or `POST /v1/segment` (images) and
+ * `POST /v1/models/:name/load` (checkpoints) to a server in a process of its own
+ * (`server_process.ts`), with `/v1/health` polled meanwhile. Shared by the
  * hostile-input tests and `deno task bench fuzz`.
  * @module
  */
@@ -110,6 +111,38 @@ export async function postSegment(
     const res = await fetch(`${server.url}/v1/segment`, {
       method: "POST",
       body: form,
+      signal: AbortSignal.timeout(maxMs),
+    });
+    status = res.status;
+    text = await res.text();
+  } catch (e) {
+    killed = `no answer in ${maxMs / 1000} s (${(e as Error).message})`;
+    status = 137;
+  }
+  const ms = performance.now() - t0;
+  return { status, text, ms, peakBytes: server.peakBytes() - before, killed };
+}
+
+/**
+ * `POST /v1/models/<name>/load` of the case's checkpoint, written into `cacheDir` (the server's
+ * model cache) under its file name; the answer and the growth of the server's peak RSS.
+ */
+export async function postModelLoad(
+  server: ServerProcess,
+  cacheDir: string,
+  c: HostileCase,
+  caps: Caps = {},
+): Promise<CaseRun> {
+  await Deno.writeFile(join(cacheDir, c.file), c.bytes);
+  const name = c.file.replace(/\.pt$/, "");
+  server.resetPeak();
+  const before = server.rssBytes();
+  const t0 = performance.now();
+  const maxMs = caps.ms ?? 60_000;
+  let status = 0, text = "", killed: string | undefined;
+  try {
+    const res = await fetch(`${server.url}/v1/models/${name}/load`, {
+      method: "POST",
       signal: AbortSignal.timeout(maxMs),
     });
     status = res.status;
