@@ -115,7 +115,7 @@ export {
   type SegmentLargeOptions,
   type SegmentLargeResult,
 } from "./pipeline/segment_large.ts";
-export { openTiff, type TiffSource } from "./io/tiff_lazy.ts";
+export { openTiff, type OpenTiffOptions, type TiffSource } from "./io/tiff_lazy.ts";
 export { openImageSource, type OpenSource } from "./io/image_source.ts";
 export {
   type OmeZarrInfo,

@@ -12,6 +12,17 @@
  * says they are (`SizeC`, `channels=`), read as channels; Z planes or time points are refused
  * (UNSUPPORTED: this is the 2-D block path).
  *
+ * A region read decodes every strip or tile it touches whole, and each of those may decode to its
+ * full declared size (a few KB of Deflate each, the bounded decoders of `tiff_decoders.ts` only
+ * refuse more than that). So the bytes a read would decode are counted from the file's layout
+ * before decoding: at most {@link READ_AMPLIFICATION} times the region's own bytes, or
+ * {@link MIN_READ_DECODE} for small regions, and never more than `maxBytes` (the decoded-bytes
+ * budget, default 2^31); a file whose single strip or tile passes `maxBytes` is refused when
+ * opened. Memory is then bounded per read, and the decoding of a whole pass stays within
+ * `READ_AMPLIFICATION` times the image's bytes (plus `MIN_READ_DECODE` per read): a file of huge
+ * strips (one strip for a whole 40000 x 40000 image, decoded again for each of its ~400 blocks)
+ * is refused with the reason instead of decoding for hours.
+ *
  * @example
  * ```ts ignore
  * import { openTiff } from "./tiff_lazy.ts";
@@ -26,12 +37,48 @@ import { fromFile, type GeoTIFF, type GeoTIFFImage } from "geotiff";
 import { CellposeError } from "../core/errors.ts";
 import type { NumericArray } from "../core/ndarray.ts";
 import type { ImageArray, ImageSource } from "../core/types.ts";
-import { badFile } from "./loaded.ts";
+import { badFile, DEFAULT_MAX_DECODED_BYTES } from "./loaded.ts";
+import { blockBytes } from "./tiff_decoders.ts";
 import { countFileDirectories } from "./tiff_ifd.ts";
 import { checkSupported, isTiff, pageAxes, pageInfo, sameSeries } from "./tiff_read.ts";
 
 /** Pages looked at for the full-resolution level. */
 const SCAN_PAGES = 64;
+/** A region read may decode this many times its own bytes of strips or tiles... */
+export const READ_AMPLIFICATION = 16;
+/** ...or this many bytes, if more (small regions of a file with large strips or tiles). */
+export const MIN_READ_DECODE = 256 * 2 ** 20;
+
+/** Options of {@link openTiff}. */
+export interface OpenTiffOptions {
+  /** [2^31] decoded bytes one region read may take at most (see the module doc) */
+  maxBytes?: number;
+}
+
+/** How a page is cut into strips or tiles, and what one of them decodes to. */
+interface Blocks {
+  /** rows and columns of one block */
+  rows: number;
+  cols: number;
+  /** bytes one block decodes to at most */
+  bytes: number;
+  /** blocks per pixel area (the samples of a planar page are blocks of their own) */
+  planes: number;
+}
+
+function blocksOf(img: GeoTIFFImage): Blocks {
+  const samples = img.getSamplesPerPixel();
+  const planar = img.planarConfiguration === 2;
+  const rows = img.getTileHeight(), cols = img.getTileWidth();
+  const bits = Array.from({ length: samples }, (_, s) => img.getBitsPerSample(s));
+  const bytes = blockBytes({
+    tileWidth: cols,
+    tileHeight: rows,
+    bitsPerSample: bits,
+    planarConfiguration: img.planarConfiguration,
+  });
+  return { rows, cols, bytes, planes: planar ? samples : 1 };
+}
 
 /** The full-resolution page and the pages of its series (see the module doc). */
 async function fullResolution(tiff: GeoTIFF, path: string): Promise<GeoTIFFImage[]> {
@@ -78,7 +125,8 @@ export interface TiffSource extends ImageSource {
  * await src.close();
  * ```
  */
-export async function openTiff(path: string): Promise<TiffSource> {
+export async function openTiff(path: string, options: OpenTiffOptions = {}): Promise<TiffSource> {
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_DECODED_BYTES;
   const head = new Uint8Array(4);
   try {
     using f = await Deno.open(path);
@@ -124,6 +172,26 @@ export async function openTiff(path: string): Promise<TiffSource> {
   }
   const used = lead.axes === "C" ? pages.slice(0, lead.shape[0]) : [pages[0]];
   const channels = used.length * samples;
+  const blocks = blocksOf(pages[0]);
+  const kind = pages[0].isTiled ? "tiles" : "strips";
+  const layout = `${kind} of ${blocks.cols} x ${blocks.rows} pixels, ${blocks.bytes} bytes each`;
+  if (!(blocks.rows > 0 && blocks.cols > 0) || blocks.bytes > maxBytes) {
+    await tiff.close();
+    throw badFile(
+      path,
+      blocks.bytes > maxBytes
+        ? `${layout}: one of them decodes to more than the ${maxBytes} bytes a read may ` +
+          "decode (maxBytes); rewrite the file with smaller tiles or strips"
+        : `${kind} of ${blocks.cols} x ${blocks.rows} pixels`,
+    );
+  }
+  const regionBytes = (h: number, w: number) => h * w * channels * Math.ceil(info.bits / 8);
+  /** decoded bytes of the blocks a region touches, all pages */
+  const decodes = (y0: number, x0: number, y1: number, x1: number) => {
+    const n = (Math.floor((y1 - 1) / blocks.rows) - Math.floor(y0 / blocks.rows) + 1) *
+      (Math.floor((x1 - 1) / blocks.cols) - Math.floor(x0 / blocks.cols) + 1);
+    return n * blocks.planes * used.length * blocks.bytes;
+  };
   return {
     path,
     height,
@@ -137,6 +205,20 @@ export async function openTiff(path: string): Promise<TiffSource> {
           `region [${y0}, ${y1}) x [${x0}, ${x1}) must be a non-empty part of the ` +
             `${height} x ${width} image`,
           rect,
+        );
+      }
+      const allowed = Math.min(
+        maxBytes,
+        Math.max(MIN_READ_DECODE, READ_AMPLIFICATION * regionBytes(y1 - y0, x1 - x0)),
+      );
+      const cost = decodes(y0, x0, y1, x1);
+      if (cost > allowed) {
+        throw badFile(
+          path,
+          `reading region [${y0}, ${y1}) x [${x0}, ${x1}) would decode ${cost} bytes of ${layout}, ` +
+            `more than the ${allowed} allowed (${READ_AMPLIFICATION} x the region, at least ` +
+            `${MIN_READ_DECODE}, at most maxBytes ${maxBytes}); rewrite the file with smaller ` +
+            "tiles or strips",
         );
       }
       const parts: NumericArray[] = [];

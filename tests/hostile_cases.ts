@@ -16,8 +16,15 @@ export interface HostileCase {
   message: RegExp;
 }
 
-/** zlib stream of `n` zero bytes, deflated from a reused 1 MiB buffer (small memory). */
+const bombs = new Map<number, Uint8Array>();
+
+/**
+ * zlib stream of `n` zero bytes, deflated from a reused 1 MiB buffer (small memory); built once
+ * per size.
+ */
 function zeroBomb(n: number): Uint8Array {
+  const built = bombs.get(n);
+  if (built) return built;
   const parts: Uint8Array[] = [];
   const z = new Zlib({ level: 9 }, (chunk) => parts.push(chunk));
   const mib = new Uint8Array(1 << 20);
@@ -27,6 +34,7 @@ function zeroBomb(n: number): Uint8Array {
   const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
   let at = 0;
   for (const p of parts) out.set(p, at), (at += p.length);
+  bombs.set(n, out);
   return out;
 }
 
@@ -145,6 +153,79 @@ function jpegHuge(side: number): Uint8Array {
   out.set([1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0], 12);
   out.set([0xff, 0xd9], 2046);
   return out;
+}
+
+/**
+ * A `width` x `height` 8-bit grey Deflate TIFF cut into blocks of `blockW` x `blockH` (tiles, or
+ * strips when `blockW` is the width), every block's offset pointing at the same `stream`.
+ */
+function blockTiff(
+  width: number,
+  height: number,
+  blockW: number,
+  blockH: number,
+  stream: Uint8Array,
+): Uint8Array {
+  const tiled = blockW !== width;
+  const n = Math.ceil(height / blockH) * Math.ceil(width / blockW);
+  const arrays = 2 + 22 * 12 + 4; // where the offset and count arrays start (after the IFD)
+  const offsetsAt = 8 + arrays, countsAt = offsetsAt + 4 * n, dataAt = countsAt + 4 * n;
+  // [tag, count, value or array offset], in tag order
+  const entries: [number, number, number][] = [
+    [256, 1, width],
+    [257, 1, height],
+    [258, 1, 8],
+    [259, 1, 8], // Deflate
+    [262, 1, 1],
+    ...(tiled
+      ? [[322, 1, blockW], [323, 1, blockH], [324, n, offsetsAt], [325, n, countsAt]]
+      : [[273, n, offsetsAt], [278, 1, blockH], [279, n, countsAt]]) as [number, number, number][],
+  ];
+  const out = new Uint8Array(dataAt + stream.length);
+  const v = new DataView(out.buffer);
+  out.set([0x49, 0x49, 42, 0]);
+  v.setUint32(4, 8, true);
+  v.setUint16(8, entries.length, true);
+  entries.forEach(([tag, count, value], k) => {
+    const o = 10 + 12 * k;
+    v.setUint16(o, tag, true);
+    v.setUint16(o + 2, 4, true); // LONG
+    v.setUint32(o + 4, count, true);
+    v.setUint32(o + 8, value, true);
+  });
+  for (let i = 0; i < n; i++) {
+    v.setUint32(offsetsAt + 4 * i, dataAt, true);
+    v.setUint32(countsAt + 4 * i, stream.length, true);
+  }
+  out.set(stream, dataAt);
+  return out;
+}
+
+/**
+ * Large TIFFs for the lazy (block-wise) reader whose strips or tiles each inflate to their full
+ * declared size, so no per-block bound refuses them: 512 MiB tiles (every region read would
+ * decode at least one), and one strip of 2.5 GB.
+ */
+export function hostileLargeTiffs(): HostileCase[] {
+  const MiB = 1 << 20;
+  const tile = zeroBomb(512 * MiB); // 512 KB; the same stream for every block
+  return [
+    {
+      name: "65536 x 65536 TIFF of 512 MiB Deflate tiles, each inflating to its full size",
+      file: "huge_tiles.tif",
+      bytes: blockTiff(65536, 65536, 32768, 16384, tile),
+      code: "BAD_FILE",
+      message: /would decode 536870912 bytes of tiles of 32768 x 16384 pixels/,
+    },
+    {
+      name: "65536 x 40000 TIFF of one 2.6 GB Deflate strip",
+      file: "huge_strip.tif",
+      bytes: blockTiff(65536, 40000, 65536, 40000, tile),
+      code: "BAD_FILE",
+      message:
+        /strips of 65536 x 40000 pixels, 2621440000 bytes each: one of them decodes to more than the 2147483648 bytes/,
+    },
+  ];
 }
 
 /** The hostile image files, one per class of the hardening issue. */

@@ -1,15 +1,17 @@
 /**
  * The hostile files of `hostile_cases.ts` (a TIFF directory loop, Deflate / PackBits / LZW / PNG
- * compression bombs, a JPEG declaring 10000 x 10000, checkpoints with a zero-stride tensor, a
- * zip64 claim of 2^40 bytes and a pickle list of 300 000 items) through the library, the CLI (a
- * subprocess) and the server's `POST /v1/segment` (a server process): each refused with its
+ * compression bombs, a JPEG declaring 10000 x 10000, large TIFFs whose every tile or strip
+ * inflates to its full declared size for the block-wise reader, checkpoints with a zero-stride
+ * tensor, a zip64 claim of 2^40 bytes and a pickle list of 300 000 items) through the library,
+ * the CLI (a subprocess) and the server (a process of its own: images to `POST /v1/segment`,
+ * checkpoints to `POST /v1/models/:name/load`): each refused with its
  * code or status and a message saying why, in bounded time, and with the process's peak RSS
  * growing by less than 256 MB. `deno task bench fuzz` measures the same runs in a table.
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { FIXTURES } from "./fixtures.ts";
-import { hostileCheckpoints, hostileImages } from "./hostile_cases.ts";
+import { hostileCheckpoints, hostileImages, hostileLargeTiffs } from "./hostile_cases.ts";
 import {
   healthDuring,
   peakRss,
@@ -23,6 +25,7 @@ import { CellposeError } from "../core/errors.ts";
 import { readImage } from "../io/image.ts";
 import { encodePng } from "../io/png.ts";
 import { readCheckpoint } from "../models/checkpoint.ts";
+import { openTiff } from "../io/tiff_lazy.ts";
 
 const MB = 2 ** 20;
 const PEAK_GROWTH = 256 * MB;
@@ -56,6 +59,36 @@ for (const c of hostileCheckpoints()) {
   });
 }
 
+Deno.test("hostile input, library: large TIFFs whose blocks each inflate to their full size are refused by the lazy reader, fast and small", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hostile_large_tiff_" });
+  try {
+    for (const c of hostileLargeTiffs()) {
+      const path = join(dir, c.file);
+      await Deno.writeFile(path, c.bytes);
+      const before = peakRss();
+      const t0 = performance.now();
+      // the first block of a block-wise run (2048 + a halo of 128)
+      const e = await assertRejects(async () => {
+        const src = await openTiff(path);
+        try {
+          await src.read({ y0: 0, x0: 0, y1: 2176, x1: 2176 });
+        } finally {
+          await src.close();
+        }
+      }, CellposeError);
+      const ms = performance.now() - t0;
+      assertEquals(e.code, c.code, e.message);
+      assert(c.message.test(e.message), e.message);
+      assert(e.message.startsWith(path), e.message);
+      assert(ms < 5000, `${c.file}: ${ms} ms`);
+      const growth = peakRss() - before;
+      assert(growth < PEAK_GROWTH, `${c.file}: peak RSS grew by ${growth / MB} MB`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("hostile input, CLI: each image fails alone with its message, fast and small", async () => {
   const dir = await Deno.makeTempDir({ prefix: "hostile_input_test_" });
   try {
@@ -65,12 +98,16 @@ Deno.test("hostile input, CLI: each image fails alone with its message, fast and
     await Deno.writeFile(join(dir, "broken.tif"), new Uint8Array([0x49, 0x49, 42, 0, 8, 0, 0, 0]));
     const base = await segmentCli(join(dir, "broken.tif"), dir, model);
     assertEquals(base.status, 1, base.text);
-    for (const c of hostileImages()) {
+    for (const c of [...hostileImages(), ...hostileLargeTiffs()]) {
       const file = join(dir, c.file);
       await Deno.writeFile(file, c.bytes);
       const r = await segmentCli(file, dir, model);
       assertEquals(r.status, 1, `${c.file}: ${r.killed ?? ""} ${r.text}`);
-      assert(c.message.test(r.text), `${c.file}: ${r.text}`);
+      // a TIFF the block-wise reader refuses to open is read whole, and --max_image_bytes refuses
+      // it there
+      const whole =
+        /declares \d+ decoded bytes in its header; the limit is \d+ \(--max_image_bytes\)/;
+      assert(c.message.test(r.text) || whole.test(r.text), `${c.file}: ${r.text}`);
       assert(r.ms < base.ms + 10_000, `${c.file}: ${r.ms} ms (baseline ${base.ms} ms)`);
       const growth = r.peakBytes - base.peakBytes;
       assert(
