@@ -14,8 +14,10 @@
  * and output. The int8 variant (for CPUs) stores the linear layers' weights (qkv, proj, MLP,
  * neck 1x1) as int8 with per-column scales and runs them as onnxruntime's `com.microsoft`
  * `DynamicQuantizeMatMul` (activations quantised to uint8 per tensor at run time, bias fused;
- * VNNI / AMX kernels where the CPU has them); attention products, convolutions, the readout and
- * normalisations stay fp32.
+ * VNNI / AMX kernels where the CPU has them); its attention is onnxruntime's fused
+ * `MultiHeadAttention` (fp32, flash attention on the CPU: the N x N scores are never stored), fed
+ * the same extended queries and keys token-major. Convolutions, the readout and normalisations
+ * stay fp32.
  *
  * @example
  * ```ts
@@ -79,8 +81,6 @@ function graphOf(sd: StateDict, c: CpsamConfig, precision: Precision): GraphBuil
 
   const shTokens = g.int64("shape_tokens", [-1, dim]);
   const shHeads = g.int64("shape_heads", [-1, N, heads, d]);
-  const shGrid5 = g.int64("shape_qgrid", [-1, heads, G, G, d]);
-  const shRel = g.int64("shape_rel", [-1, heads, N, G]);
   const splitQkv = g.int64("split_qkv", [dim, dim, dim]);
   const sqrt2 = scalar("sqrt2", Math.SQRT2);
   const one = scalar("one", 1);
@@ -95,17 +95,29 @@ function graphOf(sd: StateDict, c: CpsamConfig, precision: Precision): GraphBuil
     g.weight("patch_embed.bias", [dim], t("encoder.patch_embed.proj.bias")),
   ], { kernel_shape: { ints: [p, p] }, strides: { ints: [p, p] } });
   x = g.op("Transpose", [x], { perm: { ints: [0, 2, 3, 1] } });
-  x = g.op("Reshape", [x, g.int64("shape_bnc", [-1, N, dim])]);
+  const shBnc = g.int64("shape_bnc", [-1, N, dim]);
+  x = g.op("Reshape", [x, shBnc]);
   x = g.op("Add", [x, g.weight("pos_embed", [1, N, dim], t("encoder.pos_embed"))]);
   x = g.op("Reshape", [x, shTokens]);
 
-  // one-hot key rows that pick rel_h[q, k_h] and rel_w[q, k_w] in the score MatMul
-  const oneHot = g.weight("rel_onehot", [1, 1, 2 * G, N], () => relOneHot(G));
+  // one-hot keys that pick rel_h[q, k_h] and rel_w[q, k_w] in the score product, broadcast to
+  // the batch: key rows [B, H, 2G, N] (head-major attention) or columns [B, N, H, 2G] (fused)
   const batch = g.op("Shape", ["tiles"], { start: { i: 0 }, end: { i: 1 } });
-  const keyRows = g.op("Expand", [
-    oneHot,
-    g.op("Concat", [batch, g.int64("shape_onehot_rest", [heads, 2 * G, N])], { axis: { i: 0 } }),
-  ]);
+  const expand = (name: string, dims: number[], to: number[], data: () => Float32Array) =>
+    g.op("Expand", [
+      g.weight(name, dims, data),
+      g.op("Concat", [batch, g.ints(to)], { axis: { i: 0 } }),
+    ]);
+  let keyRows: string | undefined, keyCols: string | undefined;
+  const oneHotRows = () =>
+    keyRows ??= expand("rel_onehot", [1, 1, 2 * G, N], [heads, 2 * G, N], () => relOneHot(G));
+  const oneHotCols = () =>
+    keyCols ??= expand(
+      "rel_onehot_t",
+      [1, N, 1, 2 * G],
+      [N, heads, 2 * G],
+      () => transpose2d({ data: relOneHot(G), shape: [2 * G, N] }),
+    );
 
   const ln = (v: string, w: string, b: string) =>
     g.op("LayerNormalization", [v, w, b], { axis: { i: -1 }, epsilon: { f: LN_EPS } });
@@ -141,6 +153,69 @@ function graphOf(sd: StateDict, c: CpsamConfig, precision: Precision): GraphBuil
     return dense(v, name, [cols, rows], () => transpose2d(w), t(`${key}.bias`));
   };
 
+  /**
+   * Attention over head-major `[B, H, N, d]` products: `[q, rel_h, rel_w] @ [k; one-hot rows]`,
+   * Softmax, `@ v` (MatMul, Softmax and Transpose only: every backend runs it).
+   */
+  const attention = (q: string, k: string, v: string, [tabH, tabW]: [string, string]) => {
+    const heads4 = (s: string, perm: number[]) =>
+      g.op("Transpose", [g.op("Reshape", [s, shHeads])], { perm: { ints: perm } });
+    const qh = heads4(q, [0, 2, 1, 3]); // [B, H, N, d]
+    const kT = heads4(k, [0, 2, 3, 1]); // [B, H, d, N]
+    const vh = heads4(v, [0, 2, 1, 3]); // [B, H, N, d]
+    const q5 = g.op("Reshape", [qh, g.ints([-1, heads, G, G, d])]); // [B, H, qh, qw, d]
+    const shRel = g.ints([-1, heads, N, G]);
+    const relH = g.op("Reshape", [g.op("MatMul", [q5, tabH]), shRel]);
+    const q5t = g.op("Transpose", [q5], { perm: { ints: [0, 1, 3, 2, 4] } });
+    const relWt = g.op("MatMul", [q5t, tabW]); // [B, H, qw, qh, kw]
+    const relW = g.op("Reshape", [
+      g.op("Transpose", [relWt], { perm: { ints: [0, 1, 3, 2, 4] } }),
+      shRel,
+    ]);
+    const qExt = g.op("Concat", [qh, relH, relW], { axis: { i: -1 } });
+    const kExt = g.op("Concat", [kT, oneHotRows()], { axis: { i: 2 } });
+    const probs = g.op("Softmax", [g.op("MatMul", [qExt, kExt])], { axis: { i: -1 } });
+    const o = g.op("Transpose", [g.op("MatMul", [probs, vh])], { perm: { ints: [0, 2, 1, 3] } });
+    return g.op("Reshape", [o, shTokens]);
+  };
+  /**
+   * The same attention as onnxruntime's `com.microsoft` `MultiHeadAttention` over token-major
+   * `[B, N, H * (d + 2G)]` queries and keys (each head's `[q, rel_h, rel_w]` and
+   * `[k, one-hot columns]`): on the CPU its flash-attention kernel never holds the `N x N`
+   * scores, which the MatMul/Softmax chain writes and reads three times (CPU only; the int8
+   * graph's).
+   */
+  const fusedAttention = (q: string, k: string, v: string, [tabH, tabW]: [string, string]) => {
+    const rowsTok = g.ints([-1, G, G * heads, d]);
+    const headsG = g.ints([-1, N, heads, G]);
+    // rel_h[b, qh, qw, h, kh] = q[b, qh, qw, h, :] . tabH[qh, :, kh]
+    const relH = g.op("MatMul", [g.op("Reshape", [q, rowsTok]), tabH]);
+    // rel_w[b, qh, qw, h, kw] = q[b, qh, qw, h, :] . tabW[qw, :, kw], batched over qw
+    const qCols = g.op("Transpose", [g.op("Reshape", [q, g.ints([-1, G, G, heads, d])])], {
+      perm: { ints: [0, 2, 1, 3, 4] },
+    });
+    const relWt = g.op("MatMul", [g.op("Reshape", [qCols, rowsTok]), tabW]);
+    const relW = g.op("Transpose", [g.op("Reshape", [relWt, g.ints([-1, G, G, heads, G])])], {
+      perm: { ints: [0, 2, 1, 3, 4] },
+    });
+    const ext = (parts: string[]) =>
+      g.op("Reshape", [
+        g.op("Concat", parts, { axis: { i: -1 } }),
+        g.ints([-1, N, heads * (d + 2 * G)]),
+      ]);
+    const qExt = ext([
+      g.op("Reshape", [q, shHeads]),
+      g.op("Reshape", [relH, headsG]),
+      g.op("Reshape", [relW, headsG]),
+    ]);
+    const kExt = ext([g.op("Reshape", [k, shHeads]), oneHotCols()]);
+    const o = g.op("MultiHeadAttention", [qExt, kExt, g.op("Reshape", [v, shBnc])], {
+      num_heads: { i: heads },
+      scale: { f: 1 }, // folded into the key weights
+    }, MS);
+    return g.op("Reshape", [o, shTokens]);
+  };
+
   for (let i = 0; i < c.depth; i++) {
     const k = `encoder.blocks.${i}`;
     const n = `block${i}`;
@@ -161,34 +236,10 @@ function graphOf(sd: StateDict, c: CpsamConfig, precision: Precision): GraphBuil
       () => qkvB.data.map((v, j) => j >= dim && j < 2 * dim ? v * scale : v),
     );
     const [q, kk, v] = g.node("Split", [h, splitQkv], { axis: { i: 1 } }, 3);
-    const heads4 = (s: string, perm: number[]) =>
-      g.op("Transpose", [g.op("Reshape", [s, shHeads])], { perm: { ints: perm } });
-    const qh = heads4(q, [0, 2, 1, 3]); // [B, H, N, d]
-    const kT = heads4(kk, [0, 2, 3, 1]); // [B, H, d, N]
-    const vh = heads4(v, [0, 2, 1, 3]); // [B, H, N, d]
-    const q5 = g.op("Reshape", [qh, shGrid5]); // [B, H, qh, qw, d]
-    const tabH = g.weight(
-      `${n}.rel_h_table`,
-      [G, d, G],
-      () => relPosTable(stateTensor(sd, `${k}.attn.rel_pos_h`), G),
-    );
-    const tabW = g.weight(
-      `${n}.rel_w_table`,
-      [G, d, G],
-      () => relPosTable(stateTensor(sd, `${k}.attn.rel_pos_w`), G),
-    );
-    const relH = g.op("Reshape", [g.op("MatMul", [q5, tabH]), shRel]);
-    const q5t = g.op("Transpose", [q5], { perm: { ints: [0, 1, 3, 2, 4] } });
-    const relWt = g.op("MatMul", [q5t, tabW]); // [B, H, qw, qh, kw]
-    const relW = g.op("Reshape", [
-      g.op("Transpose", [relWt], { perm: { ints: [0, 1, 3, 2, 4] } }),
-      shRel,
-    ]);
-    const qExt = g.op("Concat", [qh, relH, relW], { axis: { i: -1 } });
-    const kExt = g.op("Concat", [kT, keyRows], { axis: { i: 2 } });
-    const probs = g.op("Softmax", [g.op("MatMul", [qExt, kExt])], { axis: { i: -1 } });
-    let o = g.op("Transpose", [g.op("MatMul", [probs, vh])], { perm: { ints: [0, 2, 1, 3] } });
-    o = g.op("Reshape", [o, shTokens]);
+    const tables = [`${k}.attn.rel_pos_h`, `${k}.attn.rel_pos_w`].map((key, a) =>
+      g.weight(`${n}.rel_${"hw"[a]}_table`, [G, d, G], () => relPosTable(stateTensor(sd, key), G))
+    ) as [string, string];
+    const o = int8 ? fusedAttention(q, kk, v, tables) : attention(q, kk, v, tables);
     x = g.op("Add", [x, linear(o, `${n}.proj`, `${k}.attn.proj`, dim, dim)]);
     // MLP with exact (erf) GELU, in the pattern onnxruntime fuses into one Gelu
     h = ln(

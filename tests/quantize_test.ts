@@ -38,6 +38,9 @@ Deno.test("int8 network: tiny-cpsam output close to cellpose's fp32 reference, l
   const text = new TextDecoder().decode(i8.model);
   assert(text.includes("DynamicQuantizeMatMul") && text.includes("com.microsoft"));
   assert(!new TextDecoder().decode(f32.model).includes("DynamicQuantizeMatMul"));
+  // int8 is for the CPU: its attention is onnxruntime's fused (flash) MultiHeadAttention
+  assert(text.includes("MultiHeadAttention") && !text.includes("Softmax"));
+  assert(!new TextDecoder().decode(f32.model).includes("MultiHeadAttention"));
   // the linear layers (qkv, proj, lin1, lin2 per block; neck 1x1) take a byte per weight (3
   // saved, less the per-column scales and page alignment)
   const { dim, depth, mlpDim, neck } = { dim: 64, depth: 2, mlpDim: 256, neck: 256 };
