@@ -91,26 +91,22 @@ export async function healthDuring(url: string, stop: Promise<unknown>): Promise
   return samples;
 }
 
-/**
- * `POST /v1/segment` of the case's bytes as a multipart image named after its file; the answer
- * and the growth of the server's peak RSS.
- */
-export async function postSegment(
+/** A POST to `server` with a time cap; the answer and the growth of the server's peak RSS. */
+async function timedPost(
   server: ServerProcess,
-  c: HostileCase,
-  caps: Caps = {},
+  path: string,
+  body: BodyInit | undefined,
+  caps: Caps,
 ): Promise<CaseRun> {
   server.resetPeak();
   const before = server.rssBytes();
-  const form = new FormData();
-  form.set("image", new Blob([c.bytes as Uint8Array<ArrayBuffer>]), c.file);
   const t0 = performance.now();
   const maxMs = caps.ms ?? 60_000;
   let status = 0, text = "", killed: string | undefined;
   try {
-    const res = await fetch(`${server.url}/v1/segment`, {
+    const res = await fetch(`${server.url}${path}`, {
       method: "POST",
-      body: form,
+      body,
       signal: AbortSignal.timeout(maxMs),
     });
     status = res.status;
@@ -121,6 +117,20 @@ export async function postSegment(
   }
   const ms = performance.now() - t0;
   return { status, text, ms, peakBytes: server.peakBytes() - before, killed };
+}
+
+/**
+ * `POST /v1/segment` of the case's bytes as a multipart image named after its file; the answer
+ * and the growth of the server's peak RSS.
+ */
+export function postSegment(
+  server: ServerProcess,
+  c: HostileCase,
+  caps: Caps = {},
+): Promise<CaseRun> {
+  const form = new FormData();
+  form.set("image", new Blob([c.bytes as Uint8Array<ArrayBuffer>]), c.file);
+  return timedPost(server, "/v1/segment", form, caps);
 }
 
 /**
@@ -135,24 +145,7 @@ export async function postModelLoad(
 ): Promise<CaseRun> {
   await Deno.writeFile(join(cacheDir, c.file), c.bytes);
   const name = c.file.replace(/\.pt$/, "");
-  server.resetPeak();
-  const before = server.rssBytes();
-  const t0 = performance.now();
-  const maxMs = caps.ms ?? 60_000;
-  let status = 0, text = "", killed: string | undefined;
-  try {
-    const res = await fetch(`${server.url}/v1/models/${name}/load`, {
-      method: "POST",
-      signal: AbortSignal.timeout(maxMs),
-    });
-    status = res.status;
-    text = await res.text();
-  } catch (e) {
-    killed = `no answer in ${maxMs / 1000} s (${(e as Error).message})`;
-    status = 137;
-  }
-  const ms = performance.now() - t0;
-  return { status, text, ms, peakBytes: server.peakBytes() - before, killed };
+  return timedPost(server, `/v1/models/${name}/load`, undefined, caps);
 }
 
 /** The p-th quantile (0..1) of `xs`. */
