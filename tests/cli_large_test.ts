@@ -128,19 +128,18 @@ Deno.test("cli segment: --no_large loads the image whole (a _seg.npy), --no_npy 
   const path = join(work, "small.tif");
   await Deno.writeFile(path, encodeTiff(discs(200, 180)));
   const out = join(work, "whole");
-  const r = await cli([
-    path,
-    "--pretrained_model",
-    tinyModel,
-    "--device",
-    "cpu",
-    "--block_size",
-    "128",
-    "--no_large",
-    "--savedir",
-    out,
-    "--json",
-  ]);
+  const withBlock128 = (...flags: string[]) =>
+    cli([
+      path,
+      "--pretrained_model",
+      tinyModel,
+      "--device",
+      "cpu",
+      "--block_size",
+      "128",
+      ...flags,
+    ]);
+  const r = await withBlock128("--no_large", "--savedir", out, "--json");
   assertEquals(r.code, 0, r.stderr);
   const line = JSON.parse(r.stdout.trim());
   assertEquals(line.blocks, undefined);
@@ -148,19 +147,7 @@ Deno.test("cli segment: --no_large loads the image whole (a _seg.npy), --no_npy 
   // --no_npy alone: the block-wise path still writes its label TIFF; the whole path would
   // write nothing and is refused before any work, naming the file
   const labelsOnly = join(work, "labels-only");
-  const block = await cli([
-    path,
-    "--pretrained_model",
-    tinyModel,
-    "--device",
-    "cpu",
-    "--block_size",
-    "128",
-    "--no_npy",
-    "--savedir",
-    labelsOnly,
-    "--json",
-  ]);
+  const block = await withBlock128("--no_npy", "--savedir", labelsOnly, "--json");
   assertEquals(block.code, 0, block.stderr);
   assertEquals(JSON.parse(block.stdout.trim()).outputs, [
     join(labelsOnly, "small_cp_masks.tif"),

@@ -4,6 +4,7 @@
  */
 import { Zlib } from "fflate";
 import { PickleWriter, torchZip, zip64Claim } from "./torch_zip.ts";
+import { ifdDataAt, type IfdEntry, ifdTiff } from "./tiff_ifd.ts";
 
 /** One hostile input: its file name and bytes, and what a reader must answer. */
 export interface HostileCase {
@@ -43,35 +44,22 @@ function zeroBomb(n: number): Uint8Array {
  * `nextIfd` is the next-directory offset (8 = itself).
  */
 function tiff(compression: number, strip: Uint8Array, nextIfd = 0): Uint8Array {
-  const entries: [number, number, number][] = [
-    [256, 3, 16], // ImageWidth
-    [257, 3, 16], // ImageLength
-    [258, 3, 8], // BitsPerSample
-    [259, 3, compression],
-    [262, 3, 1], // BlackIsZero
-    [273, 4, 0], // StripOffsets, set below
-    [278, 3, 16], // RowsPerStrip
-    [279, 4, strip.length], // StripByteCounts
-  ];
-  const ifdBytes = 2 + entries.length * 12 + 4;
-  const dataAt = 8 + ifdBytes;
-  entries[5][2] = dataAt;
-  const out = new Uint8Array(dataAt + strip.length);
-  const v = new DataView(out.buffer);
-  out.set([0x49, 0x49, 42, 0]);
-  v.setUint32(4, 8, true);
-  v.setUint16(8, entries.length, true);
-  entries.forEach(([tag, type, value], k) => {
-    const o = 10 + 12 * k;
-    v.setUint16(o, tag, true);
-    v.setUint16(o + 2, type, true);
-    v.setUint32(o + 4, 1, true);
-    if (type === 3) v.setUint16(o + 8, value, true);
-    else v.setUint32(o + 8, value, true);
-  });
-  v.setUint32(10 + 12 * entries.length, nextIfd, true);
-  out.set(strip, dataAt);
-  return out;
+  const { bytes, dataAt } = ifdTiff(
+    [
+      [256, 3, 1, 16], // ImageWidth
+      [257, 3, 1, 16], // ImageLength
+      [258, 3, 1, 8], // BitsPerSample
+      [259, 3, 1, compression],
+      [262, 3, 1, 1], // BlackIsZero
+      [273, 4, 1, ifdDataAt(8)], // StripOffsets: the data after the IFD
+      [278, 3, 1, 16], // RowsPerStrip
+      [279, 4, 1, strip.length], // StripByteCounts
+    ],
+    strip.length,
+    nextIfd,
+  );
+  bytes.set(strip, dataAt);
+  return bytes;
 }
 
 /** PackBits runs of 128 zeros (2 bytes each) decoding to `n` bytes. */
@@ -168,37 +156,26 @@ function blockTiff(
 ): Uint8Array {
   const tiled = blockW !== width;
   const n = Math.ceil(height / blockH) * Math.ceil(width / blockW);
-  const arrays = 2 + 22 * 12 + 4; // where the offset and count arrays start (after the IFD)
-  const offsetsAt = 8 + arrays, countsAt = offsetsAt + 4 * n, dataAt = countsAt + 4 * n;
-  // [tag, count, value or array offset], in tag order
-  const entries: [number, number, number][] = [
-    [256, 1, width],
-    [257, 1, height],
-    [258, 1, 8],
-    [259, 1, 8], // Deflate
-    [262, 1, 1],
+  // the offset and count arrays after the IFD, then the one stream
+  const offsetsAt = ifdDataAt(tiled ? 9 : 8), countsAt = offsetsAt + 4 * n;
+  const entries: IfdEntry[] = [
+    [256, 4, 1, width],
+    [257, 4, 1, height],
+    [258, 4, 1, 8],
+    [259, 4, 1, 8], // Deflate
+    [262, 4, 1, 1],
     ...(tiled
-      ? [[322, 1, blockW], [323, 1, blockH], [324, n, offsetsAt], [325, n, countsAt]]
-      : [[273, n, offsetsAt], [278, 1, blockH], [279, n, countsAt]]) as [number, number, number][],
+      ? [[322, 4, 1, blockW], [323, 4, 1, blockH], [324, 4, n, offsetsAt], [325, 4, n, countsAt]]
+      : [[273, 4, n, offsetsAt], [278, 4, 1, blockH], [279, 4, n, countsAt]]) as IfdEntry[],
   ];
-  const out = new Uint8Array(dataAt + stream.length);
-  const v = new DataView(out.buffer);
-  out.set([0x49, 0x49, 42, 0]);
-  v.setUint32(4, 8, true);
-  v.setUint16(8, entries.length, true);
-  entries.forEach(([tag, count, value], k) => {
-    const o = 10 + 12 * k;
-    v.setUint16(o, tag, true);
-    v.setUint16(o + 2, 4, true); // LONG
-    v.setUint32(o + 4, count, true);
-    v.setUint32(o + 8, value, true);
-  });
+  const { bytes, view } = ifdTiff(entries, 8 * n + stream.length);
+  const streamAt = countsAt + 4 * n;
   for (let i = 0; i < n; i++) {
-    v.setUint32(offsetsAt + 4 * i, dataAt, true);
-    v.setUint32(countsAt + 4 * i, stream.length, true);
+    view.setUint32(offsetsAt + 4 * i, streamAt, true);
+    view.setUint32(countsAt + 4 * i, stream.length, true);
   }
-  out.set(stream, dataAt);
-  return out;
+  bytes.set(stream, streamAt);
+  return bytes;
 }
 
 /**

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { zlibSync } from "fflate";
 import { assert, assertEquals } from "./assert.ts";
 import { FIXTURES } from "./fixtures.ts";
+import { ifdDataAt, ifdTiff } from "./tiff_ifd.ts";
 import { encodePng } from "../io/png.ts";
 import { encodeTiff } from "../io/tiff_write.ts";
 import { writeNpy } from "../io/npy.ts";
@@ -35,34 +36,19 @@ const body = (u: Uint8Array) => u as Uint8Array<ArrayBuffer>;
 
 /** A one-strip 8-bit grey TIFF whose header claims `w` x `h` pixels over `strip`. */
 function claimedTiff(w: number, h: number, compression: 1 | 8, strip: Uint8Array): Uint8Array {
-  const entries = [
-    [256, 4, w],
-    [257, 4, h],
-    [258, 3, 8],
-    [259, 3, compression],
-    [262, 3, 1],
-    [273, 4, 0], // strip offset, filled below
-    [277, 3, 1],
-    [278, 4, h],
-    [279, 4, strip.length],
-  ];
-  const dataAt = 8 + 2 + entries.length * 12 + 4;
-  const out = new Uint8Array(dataAt + strip.length);
-  const v = new DataView(out.buffer);
-  out.set([0x49, 0x49, 42, 0]);
-  v.setUint32(4, 8, true);
-  v.setUint16(8, entries.length, true);
-  entries.forEach(([tag, type, value], i) => {
-    const at = 10 + i * 12;
-    v.setUint16(at, tag, true);
-    v.setUint16(at + 2, type, true);
-    v.setUint32(at + 4, 1, true);
-    const x = tag === 273 ? dataAt : value;
-    if (type === 3) v.setUint16(at + 8, x, true);
-    else v.setUint32(at + 8, x, true);
-  });
-  out.set(strip, dataAt);
-  return out;
+  const { bytes, dataAt } = ifdTiff([
+    [256, 4, 1, w],
+    [257, 4, 1, h],
+    [258, 3, 1, 8],
+    [259, 3, 1, compression],
+    [262, 3, 1, 1],
+    [273, 4, 1, ifdDataAt(9)], // the strip, after the IFD
+    [277, 3, 1, 1],
+    [278, 4, 1, h],
+    [279, 4, 1, strip.length],
+  ], strip.length);
+  bytes.set(strip, dataAt);
+  return bytes;
 }
 
 const MAGIC: Uint8Array[] = [
