@@ -42,14 +42,15 @@ Deno.test("nuclei: resolves by name to the shipped file, and is listed, with an 
   assertEquals(bundledModelPath("cpsam"), undefined);
 });
 
-Deno.test("nuclei: the README's sample image is segmented with AP@0.5 >= 0.75", async () => {
+// the shipped weights (epoch 107) give 0.789 on the sample; the bound catches a worse model
+Deno.test("nuclei: the README's sample image is segmented with AP@0.5 >= 0.78", async () => {
   const net = await loadModel("nuclei", { device: "cpu", cacheDir: cache });
   try {
     const { image } = await readImage(SAMPLE);
     const truth = (await readImage(SAMPLE_LABELS)).image;
     const { masks } = await segment(image, { model: net, device: "cpu" });
     const { ap } = averagePrecision(truth, masks);
-    assert(ap[0] >= 0.75, `AP@0.5 ${ap[0].toFixed(3)} < 0.75`);
+    assert(ap[0] >= 0.78, `AP@0.5 ${ap[0].toFixed(3)} < 0.78`);
   } finally {
     await net.dispose();
   }
@@ -70,7 +71,7 @@ Deno.test("nuclei: the README's first command writes real masks offline", async 
   const masks = (await readImage(join(out, "03f583ec5018_cp_masks.tif"))).image;
   const truth = (await readImage(SAMPLE_LABELS)).image;
   const { ap } = averagePrecision(truth, masks);
-  assert(ap[0] >= 0.75, `AP@0.5 ${ap[0].toFixed(3)} < 0.75`);
+  assert(ap[0] >= 0.78, `AP@0.5 ${ap[0].toFixed(3)} < 0.78`);
 });
 
 Deno.test("nuclei: when cpsam cannot be downloaded, the message offers the shipped model", async () => {
