@@ -1,12 +1,13 @@
 /**
  * Conversion records: what a converted ONNX network was made from (the checkpoint's path, size,
- * modification time, SHA-256 and the precision), stored beside it as `<onnx>.json`, so that a
- * load reuses an up-to-date conversion and rebuilds a stale one.
+ * modification time, SHA-256, the precision and the graph builder's version), stored beside it as
+ * `<onnx>.json`, so that a load reuses an up-to-date conversion and rebuilds a stale one.
  *
  * @example
  * ```ts
  * import { assertEquals } from "@std/assert";
  * import { readConversionRecord, recordMatches, writeConversionRecord } from "./conversion.ts";
+ * import { GRAPH_VERSION } from "./cpsam_graph.ts";
  * const dir = await Deno.makeTempDir();
  * const checkpoint = `${dir}/model.pt`;
  * await Deno.writeFile(checkpoint, new Uint8Array(8));
@@ -17,15 +18,18 @@
  *   mtimeMs: info.mtime?.getTime() ?? 0,
  *   sha256: "af5570f5a1810b7af78caf4bc70a660f0df51e42baf91d4de5b2328de0e83dfc",
  *   precision: "fp32" as const,
+ *   graph: GRAPH_VERSION,
  * };
  * await writeConversionRecord(`${dir}/model.onnx`, record);
  * assertEquals(await readConversionRecord(`${dir}/model.onnx`), record);
  * assertEquals(recordMatches(record, info), true);
+ * assertEquals(recordMatches({ ...record, graph: 1 }, info), false); // an older builder's graph
  * assertEquals(await readConversionRecord(`${dir}/other.onnx`), undefined);
  * await Deno.remove(dir, { recursive: true });
  * ```
  * @module
  */
+import { GRAPH_VERSION } from "./cpsam_graph.ts";
 import type { Precision } from "./precision.ts";
 
 /** What a converted network was made from: stored in `<onnx>.json`. */
@@ -38,6 +42,8 @@ export interface ConversionRecord {
   /** its SHA-256 when converted */
   sha256: string;
   precision: Precision;
+  /** the {@link GRAPH_VERSION} of the builder that made it (absent: before versions were kept) */
+  graph?: number;
 }
 
 /** Path of the conversion record of an ONNX file. */
@@ -65,8 +71,11 @@ export async function writeConversionRecord(
   await Deno.writeTextFile(recordPath(onnxPath), JSON.stringify(record, null, 2) + "\n");
 }
 
-/** True when `record` describes the checkpoint as it is now (same size and mtime). */
+/**
+ * True when `record` describes the checkpoint as it is now (same size and mtime) and the network
+ * was built by the current graph builder.
+ */
 export function recordMatches(record: ConversionRecord | undefined, info: Deno.FileInfo): boolean {
-  return record !== undefined && record.size === info.size &&
+  return record !== undefined && record.graph === GRAPH_VERSION && record.size === info.size &&
     record.mtimeMs === (info.mtime?.getTime() ?? 0);
 }

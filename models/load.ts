@@ -20,7 +20,7 @@ import { checkCancelled } from "../core/check.ts";
 import { statFile } from "../core/fs.ts";
 import type { Device, NetRunner } from "../core/types.ts";
 import { readChecksumFile, sha256File } from "./checksum.ts";
-import { convertCheckpoint } from "./cpsam_graph.ts";
+import { convertCheckpoint, GRAPH_VERSION } from "./cpsam_graph.ts";
 import { checkPrecision } from "./precision.ts";
 import { createRunner } from "./runtime.ts";
 import { readConversionRecord, recordMatches, writeConversionRecord } from "./conversion.ts";
@@ -123,7 +123,7 @@ export async function convertModel(
   const onnxPath = await convertedPath(checkpoint, precision, options);
   const record = await readConversionRecord(onnxPath);
   const built = record?.checkpoint === checkpoint && record.precision === precision &&
-    (await statFile(onnxPath)) !== undefined;
+    record.graph === GRAPH_VERSION && (await statFile(onnxPath)) !== undefined;
   if (!force && built && recordMatches(record, info)) {
     return { onnxPath, checkpoint, sha256: record!.sha256, precision, reused: true };
   }
@@ -141,6 +141,7 @@ export async function convertModel(
     mtimeMs: info.mtime?.getTime() ?? 0,
     sha256,
     precision,
+    graph: GRAPH_VERSION,
   });
   return { onnxPath, checkpoint, sha256, precision, reused };
 }

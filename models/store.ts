@@ -8,7 +8,8 @@
  * cpsam.sha256          its SHA-256, written after a verified download
  * cpsam.onnx(.data)     the converted network, fp32 (+ external weights)
  * cpsam-fp16.onnx(.data) the fp16 variant
- * cpsam.onnx.json       what the ONNX file was converted from (checkpoint size, mtime, SHA-256)
+ * cpsam.onnx.json       what the ONNX file was converted from (checkpoint size, mtime, SHA-256,
+ *                       graph builder version)
  * ```
  *
  * This module finds, lists and downloads models; {@link ./load.ts} converts and loads them.

@@ -12,6 +12,7 @@ import type { NdArray } from "../core/ndarray.ts";
 import { readChecksumFile } from "../models/checksum.ts";
 import type { ModelProgress } from "../models/download.ts";
 import { convertModel, loadModel, type LoadModelOptions } from "../models/load.ts";
+import { GRAPH_VERSION } from "../models/cpsam_graph.ts";
 import { downloadModel, listModels, modelsDir, resolveModel } from "../models/store.ts";
 
 const TINY = await Deno.readFile(join(FIXTURES, "tiny-cpsam.pt"));
@@ -339,6 +340,14 @@ Deno.test("loadModel downloads, converts once, caches and matches tiny-net-outpu
     await Deno.writeTextFile(`${onnx}.json`, JSON.stringify({ ...record, size: 1, sha256: "1" }));
     assertEquals(await stagesOf(), ["verify", "convert", "load"]);
     assertEquals(JSON.parse(await Deno.readTextFile(`${onnx}.json`)), record);
+    // the same checkpoint converted by an older graph builder (no version, or a lower one): rebuilt
+    assertEquals(record.graph, GRAPH_VERSION);
+    for (const graph of [undefined, GRAPH_VERSION - 1]) {
+      await Deno.writeTextFile(`${onnx}.json`, JSON.stringify({ ...record, graph }));
+      assertEquals((await listModels({ cacheDir }))[0].variants[0].current, false);
+      assertEquals(await stagesOf(), ["verify", "convert", "load"]);
+      assertEquals(JSON.parse(await Deno.readTextFile(`${onnx}.json`)), record);
+    }
     // fp16 variant beside it
     assertEquals(await stagesOf({ precision: "fp16" }), ["verify", "convert", "load"]);
     const [m] = await listModels({ cacheDir });
