@@ -104,6 +104,9 @@ async function openSession(
       executionProviders: ["cpu"],
       intraOpNumThreads: threads,
       graphOptimizationLevel: "all",
+      // idle intra-op threads sleep instead of spinning: between tiles the host runs the flow
+      // dynamics and the I/O, and spinning threads would take the cores that work needs
+      extra: { session: { intra_op: { allow_spinning: "0" } } },
     });
     return { ort, session };
   }
