@@ -48,6 +48,38 @@ export function loadedImage(image: NdArray<NumericArray>, axes: string, name: st
  */
 export const DEFAULT_MAX_DECODED_BYTES = 2 ** 31;
 
+/** A region read of a lazy source may decode this many times its own bytes of blocks... */
+export const READ_AMPLIFICATION = 16;
+/** ...or this many bytes, if more (small regions of a file with large blocks). */
+export const MIN_READ_DECODE = 256 * 2 ** 20;
+
+/**
+ * Refuses (BAD_FILE naming `path`) a region read of a lazy source (TIFF strips or tiles, Zarr
+ * chunks) that would decode `cost` bytes of whole blocks, `layout` describing them: more than
+ * {@link READ_AMPLIFICATION} x the region's `regionBytes`, at least {@link MIN_READ_DECODE}, at
+ * most `maxBytes`. So memory is bounded per read and a whole pass decodes at most about
+ * `READ_AMPLIFICATION` x the image.
+ */
+export function checkReadDecode(
+  path: string,
+  rect: { y0: number; x0: number; y1: number; x1: number },
+  cost: number,
+  regionBytes: number,
+  maxBytes: number,
+  layout: string,
+  fix: string,
+): void {
+  const allowed = Math.min(maxBytes, Math.max(MIN_READ_DECODE, READ_AMPLIFICATION * regionBytes));
+  if (cost <= allowed) return;
+  const { y0, x0, y1, x1 } = rect;
+  throw badFile(
+    path,
+    `reading region [${y0}, ${y1}) x [${x0}, ${x1}) would decode ${cost} bytes of ${layout}, ` +
+      `more than the ${allowed} allowed (${READ_AMPLIFICATION} x the region, at least ` +
+      `${MIN_READ_DECODE}, at most maxBytes ${maxBytes}); ${fix}`,
+  );
+}
+
 /** A `BAD_FILE` error that names the file and the reason. */
 export function badFile(name: string, reason: string, cause?: unknown): CellposeError {
   return new CellposeError("BAD_FILE", `${name}: ${reason}`, name, cause ? { cause } : undefined);

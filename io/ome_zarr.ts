@@ -3,7 +3,10 @@
  * Zarr v2, or 0.5 on Zarr v3) opened as an {@link ImageSource} over its full-resolution level
  * (the largest dataset of the first `multiscales` entry). A region read decodes only the chunks it
  * touches (any codec zarrita knows: blosc, zstd, gzip, zlib, lz4, sharding ...), so the image is
- * never in memory whole. Axes come from the metadata (`t`, `c`, `z`, `y`, `x`): channels come back
+ * never in memory whole. Each touched chunk is decoded whole, so the bytes a read would decode
+ * are counted from the chunk shape first and bounded as the lazy TIFF reader bounds its strips
+ * and tiles (16 x the region, at least 256 MiB, at most `maxBytes`, default 2^31); an array
+ * whose single chunk passes `maxBytes` is refused when opened. Axes come from the metadata (`t`, `c`, `z`, `y`, `x`): channels come back
  * channel-last, one time point and one Z plane are picked for 2-D reads (`t`, `z` options), and
  * {@link OmeZarrSource.readVolume} reads a Z range of a 3-D image.
  *
@@ -22,7 +25,7 @@ import { dirname, resolve } from "node:path";
 import { CellposeError } from "../core/errors.ts";
 import type { NumericArray } from "../core/ndarray.ts";
 import type { ImageArray, ImageSource } from "../core/types.ts";
-import { badFile } from "./loaded.ts";
+import { badFile, checkReadDecode, DEFAULT_MAX_DECODED_BYTES } from "./loaded.ts";
 
 /** What the metadata of an OME-Zarr image says about its full-resolution level. */
 export interface OmeZarrInfo {
@@ -42,7 +45,7 @@ export interface OmeZarrInfo {
   shape: number[];
   /** the level's chunk shape */
   chunks: number[];
-  /** the level's Zarr dtype, e.g. "<u2" */
+  /** the level's data type as zarrita names it, e.g. "uint16" */
   dtype: string;
   /** the full-resolution level's `scale` transformation, one value per axis (1 when absent) */
   scale: number[];
@@ -70,6 +73,8 @@ export interface OmeZarrOptions {
   t?: number;
   /** Z plane read by `read` (required for a 3-D image's 2-D reads; default 0 when Z is 1) */
   z?: number;
+  /** [2^31] decoded bytes one region read may take at most (see the module doc) */
+  maxBytes?: number;
 }
 
 type Json = Record<string, unknown>;
@@ -314,6 +319,22 @@ export async function openOmeZarr(
     return i < 0 ? 1 : info.shape[i];
   };
   const height = dim("Y"), width = dim("X"), channels = dim("C"), depth = dim("Z");
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_DECODED_BYTES;
+  const itemBytes = Number(/\d+$/.exec(info.dtype)?.[0] ?? 64) / 8;
+  const chunkBytes = info.chunks.reduce((a, b) => a * b, itemBytes);
+  const layout = `chunks of [${info.chunks.join(", ")}] (${info.axes}), ${chunkBytes} bytes each`;
+  if (chunkBytes > maxBytes) {
+    throw badFile(
+      path,
+      `${layout}: one of them decodes to more than the ${maxBytes} bytes a read may decode ` +
+        "(maxBytes); rewrite the array with smaller chunks",
+    );
+  }
+  /** chunks along `letter` that the range [a, b) touches (all of C, one of T) */
+  const touched = (letter: string, a: number, b: number) => {
+    const c = info.chunks[info.axes.indexOf(letter)];
+    return Math.floor((b - 1) / c) - Math.floor(a / c) + 1;
+  };
   const t = checkIndex("t", options.t ?? 0, dim("T"));
   const plane = options.z ?? (depth === 1 ? 0 : undefined);
   if (plane !== undefined) checkIndex("z", plane, depth);
@@ -346,6 +367,23 @@ export async function openOmeZarr(
         : a === "Y"
         ? zarr.slice(r.y0, r.y1)
         : zarr.slice(r.x0, r.x1)
+    );
+    const span: Record<string, [number, number]> = {
+      T: [t, t + 1],
+      C: [0, channels],
+      Z: [z0, z1],
+      Y: [r.y0, r.y1],
+      X: [r.x0, r.x1],
+    };
+    const nChunks = [...info.axes].reduce((n, a) => n * touched(a, ...span[a]), 1);
+    checkReadDecode(
+      path,
+      r,
+      nChunks * chunkBytes,
+      (z1 - z0) * (r.y1 - r.y0) * (r.x1 - r.x0) * channels * itemBytes,
+      maxBytes,
+      layout,
+      "rewrite the array with smaller chunks",
     );
     let chunk;
     try {

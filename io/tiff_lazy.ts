@@ -15,8 +15,8 @@
  * A region read decodes every strip or tile it touches whole, and each of those may decode to its
  * full declared size (a few KB of Deflate each, the bounded decoders of `tiff_decoders.ts` only
  * refuse more than that). So the bytes a read would decode are counted from the file's layout
- * before decoding: at most {@link READ_AMPLIFICATION} times the region's own bytes, or
- * {@link MIN_READ_DECODE} for small regions, and never more than `maxBytes` (the decoded-bytes
+ * before decoding: at most `READ_AMPLIFICATION` (16) times the region's own bytes, or
+ * `MIN_READ_DECODE` (256 MiB) for small regions, and never more than `maxBytes` (the decoded-bytes
  * budget, default 2^31); a file whose single strip or tile passes `maxBytes` is refused when
  * opened. Memory is then bounded per read, and the decoding of a whole pass stays within
  * `READ_AMPLIFICATION` times the image's bytes (plus `MIN_READ_DECODE` per read): a file of huge
@@ -37,17 +37,13 @@ import { fromFile, type GeoTIFF, type GeoTIFFImage } from "geotiff";
 import { CellposeError } from "../core/errors.ts";
 import type { NumericArray } from "../core/ndarray.ts";
 import type { ImageArray, ImageSource } from "../core/types.ts";
-import { badFile, DEFAULT_MAX_DECODED_BYTES } from "./loaded.ts";
+import { badFile, checkReadDecode, DEFAULT_MAX_DECODED_BYTES } from "./loaded.ts";
 import { blockBytes } from "./tiff_decoders.ts";
 import { countFileDirectories } from "./tiff_ifd.ts";
 import { checkSupported, isTiff, pageAxes, pageInfo, sameSeries } from "./tiff_read.ts";
 
 /** Pages looked at for the full-resolution level. */
 const SCAN_PAGES = 64;
-/** A region read may decode this many times its own bytes of strips or tiles... */
-export const READ_AMPLIFICATION = 16;
-/** ...or this many bytes, if more (small regions of a file with large strips or tiles). */
-export const MIN_READ_DECODE = 256 * 2 ** 20;
 
 /** Options of {@link openTiff}. */
 export interface OpenTiffOptions {
@@ -207,20 +203,15 @@ export async function openTiff(path: string, options: OpenTiffOptions = {}): Pro
           rect,
         );
       }
-      const allowed = Math.min(
+      checkReadDecode(
+        path,
+        rect,
+        decodes(y0, x0, y1, x1),
+        regionBytes(y1 - y0, x1 - x0),
         maxBytes,
-        Math.max(MIN_READ_DECODE, READ_AMPLIFICATION * regionBytes(y1 - y0, x1 - x0)),
+        layout,
+        "rewrite the file with smaller tiles or strips",
       );
-      const cost = decodes(y0, x0, y1, x1);
-      if (cost > allowed) {
-        throw badFile(
-          path,
-          `reading region [${y0}, ${y1}) x [${x0}, ${x1}) would decode ${cost} bytes of ${layout}, ` +
-            `more than the ${allowed} allowed (${READ_AMPLIFICATION} x the region, at least ` +
-            `${MIN_READ_DECODE}, at most maxBytes ${maxBytes}); rewrite the file with smaller ` +
-            "tiles or strips",
-        );
-      }
       const parts: NumericArray[] = [];
       try {
         for (const page of used) {

@@ -23,7 +23,7 @@ const bombs = new Map<number, Uint8Array>();
  * zlib stream of `n` zero bytes, deflated from a reused 1 MiB buffer (small memory); built once
  * per size.
  */
-function zeroBomb(n: number): Uint8Array {
+export function zeroBomb(n: number): Uint8Array {
   const built = bombs.get(n);
   if (built) return built;
   const parts: Uint8Array[] = [];

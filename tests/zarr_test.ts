@@ -19,6 +19,8 @@ import { openOmeZarr, readOmeZarrInfo } from "../io/ome_zarr.ts";
 import { readTiff } from "../io/tiff_read.ts";
 import { zarrLabels } from "../io/zarr_labels.ts";
 import { arraySource } from "../io/array_source.ts";
+import { peakRss } from "./hostile_runs.ts";
+import { zeroBomb } from "./hostile_cases.ts";
 import { segmentLarge } from "../pipeline/segment_large.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -321,5 +323,64 @@ Deno.test("OME-Zarr labels: written chunk by chunk, equal to the label TIFF of t
     // openImageSource tells a Zarr folder from a TIFF file
     assertEquals((await openImageSource(join(dir, "flows-0.5.ome.zarr"))).kind, "zarr");
     assertEquals((await openImageSource(reference)).kind, "tiff");
+  });
+});
+
+Deno.test("OME-Zarr: chunks too large to decode per read are refused before decoding, fast and small", async () => {
+  await withTempDir(async (dir) => {
+    // 65536 x 65536 uint8 whose metadata declares huge chunks, chunk 0.0 stored as a 512 KB zlib
+    // stream that inflates to its full 512 MiB: a naive first-block read decodes all of it
+    const make = async (name: string, chunks: number[]) => {
+      const path = join(dir, name);
+      await writeOmeZarr(path, { data: new Uint8Array(16), shape: [4, 4] }, {
+        version: "0.4",
+        axes: "yx",
+        chunks: [4, 4],
+        pyramid: false,
+      });
+      await Deno.remove(join(path, "0"), { recursive: true });
+      await Deno.mkdir(join(path, "0"));
+      await Deno.writeTextFile(
+        join(path, "0", ".zarray"),
+        JSON.stringify({
+          zarr_format: 2,
+          shape: [65536, 65536],
+          chunks,
+          dtype: "|u1",
+          compressor: { id: "zlib", level: 9 },
+          fill_value: 0,
+          order: "C",
+          filters: null,
+        }),
+      );
+      await Deno.writeFile(join(path, "0", "0.0"), zeroBomb(512 * 2 ** 20));
+      return path;
+    };
+    const rows = await make("rows.zarr", [8192, 65536]); // 512 MiB chunks
+    const whole = await make("whole.zarr", [65536, 65536]); // one 4 GiB chunk
+    const before = peakRss();
+    const t0 = performance.now();
+    const src = await openOmeZarr(rows);
+    assertEquals([src.height, src.width], [65536, 65536]);
+    // the first block of a block-wise run (2048 + a halo of 128)
+    await assertRejects(
+      () => src.read({ y0: 0, x0: 0, y1: 2176, x1: 2176 }),
+      CellposeError,
+      `${rows}: reading region [0, 2176) x [0, 2176) would decode 536870912 bytes of chunks of ` +
+        "[8192, 65536] (YX), 536870912 bytes each, more than the 268435456 allowed",
+    );
+    await assertRejects(
+      () => openOmeZarr(whole),
+      CellposeError,
+      `${whole}: chunks of [65536, 65536] (YX), 4294967296 bytes each: one of them decodes to ` +
+        "more than the 2147483648 bytes a read may decode (maxBytes)",
+    );
+    assert(performance.now() - t0 < 5000, `${performance.now() - t0} ms`);
+    const growth = peakRss() - before;
+    assert(growth < 256 * 2 ** 20, `peak RSS grew by ${growth / 2 ** 20} MiB`);
+    // a wide region of the same file may decode its chunk (within 16 x its own bytes)
+    const band = await src.read({ y0: 0, x0: 0, y1: 1024, x1: 65536 });
+    assertEquals(band.shape, [1024, 65536]);
+    assertEquals(band.data.every((v) => v === 0), true);
   });
 });
