@@ -1,8 +1,10 @@
 /**
  * Bounded TIFF decoders for geotiff: Deflate, PackBits and LZW that refuse a strip or tile as
  * soon as it decodes to more bytes than its declared size (tile width x height x bytes per
- * pixel), instead of inflating a few KB into gigabytes as the stock decoders do. Importing this
- * module registers them in geotiff's decoder registry.
+ * pixel), instead of inflating a few KB into gigabytes as the stock decoders do; and JPEG, whose
+ * frame header (SOF) is checked against the strip or tile before geotiff's decoder sizes its
+ * buffers from it (a 2 KB tile declaring a 20000 x 20000 frame took it 2 minutes and 12 GB).
+ * Importing this module registers them in geotiff's decoder registry.
  *
  * @example
  * ```ts
@@ -12,7 +14,7 @@
  * ```
  * @module
  */
-import { addDecoder, BaseDecoder } from "geotiff";
+import { addDecoder, BaseDecoder, getDecoder, type ImageFileDirectory } from "geotiff";
 import { Unzlib } from "fflate";
 
 /** Thrown by a decoder whose output passes `limit` bytes. */
@@ -150,6 +152,86 @@ function bounded(decode: (input: Uint8Array, limit: number) => Uint8Array) {
   };
 }
 
+/** Size of the first frame header (SOFn) of JPEG data, before its scan; undefined if none. */
+export function jpegFrame(
+  data: Uint8Array,
+): { width: number; height: number; components: number } | undefined {
+  let i = 2; // after SOI
+  while (i + 3 < data.length) {
+    if (data[i] !== 0xff) return undefined;
+    const m = data[i + 1];
+    if (m === 0xff) { // fill byte
+      i++;
+      continue;
+    }
+    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) { // no length
+      i += 2;
+      continue;
+    }
+    if (m === 0xda || m === 0xd9) return undefined; // scan or end before any frame
+    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
+      if (i + 9 >= data.length) return undefined;
+      return {
+        height: (data[i + 5] << 8) | data[i + 6],
+        width: (data[i + 7] << 8) | data[i + 8],
+        components: data[i + 9],
+      };
+    }
+    i += 2 + ((data[i + 2] << 8) | data[i + 3]);
+  }
+  return undefined;
+}
+
+/**
+ * Refuses JPEG data whose frame is larger than the strip or tile it stands for (beyond the
+ * padding to whole 8 x 8 blocks of up to 4 x 4 subsampling, 32 pixels) or has more components
+ * than the pixel has samples: geotiff's decoder would allocate the frame's buffers first.
+ */
+export function checkJpegFrame(data: Uint8Array, p: BlockParameters): void {
+  const f = jpegFrame(data);
+  if (!f) return; // geotiff's decoder reports what is missing
+  const samples = p.planarConfiguration === 2 || typeof p.bitsPerSample === "number"
+    ? 1
+    : Array.from(p.bitsPerSample).length;
+  const pad = (n: number) => Math.ceil(Number(n) / 32) * 32;
+  if (f.width > pad(p.tileWidth) || f.height > pad(p.tileHeight) || f.components > samples) {
+    throw new Error(
+      `JPEG data declares a ${f.width} x ${f.height} frame of ${f.components} components, ` +
+        `larger than its ${p.tileWidth} x ${p.tileHeight} block of ${samples} samples`,
+    );
+  }
+}
+
+/** geotiff's own JPEG decoder, taken from its registry before ours replaces it */
+const stockJpeg = getDecoder(7, {} as never);
+
+/** geotiff's JPEG decoder behind the frame check. */
+async function boundedJpeg(): Promise<typeof BaseDecoder> {
+  const stock = (await stockJpeg).constructor as typeof BaseDecoder;
+  return class extends stock {
+    override decodeBlock(buffer: ArrayBuffer): ArrayBuffer {
+      checkJpegFrame(new Uint8Array(buffer), this.parameters as unknown as BlockParameters);
+      return super.decodeBlock(buffer) as ArrayBuffer;
+    }
+  };
+}
+
+/** geotiff's parameters for JPEG blocks: the block size and type, and the shared tables. */
+async function jpegParameters(fd: ImageFileDirectory) {
+  const tiled = !fd.hasTag("StripOffsets");
+  return {
+    tileWidth: await fd.loadValue(tiled ? "TileWidth" : "ImageWidth"),
+    tileHeight: tiled
+      ? await fd.loadValue("TileLength")
+      : (await fd.loadValue("RowsPerStrip") || await fd.loadValue("ImageLength")),
+    planarConfiguration: await fd.loadValue("PlanarConfiguration"),
+    bitsPerSample: await fd.loadValue("BitsPerSample"),
+    predictor: await fd.loadValue("Predictor") || 1,
+    JPEGTables: await fd.loadValue("JPEGTables"),
+  };
+}
+
 addDecoder([8, 32946], () => Promise.resolve(bounded(decodeDeflate)));
+addDecoder(7, boundedJpeg, jpegParameters as never);
 addDecoder(32773, () => Promise.resolve(bounded(decodePackBits)));
 addDecoder(5, () => Promise.resolve(bounded(decodeLzw)));

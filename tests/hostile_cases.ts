@@ -238,6 +238,13 @@ export function hostileImages(): HostileCase[] {
       message: /LZW data decodes to more than its declared 256 bytes/,
     },
     {
+      name: "JPEG TIFF strip of 2 KB declaring a 20000 x 20000 frame",
+      file: "jpeg_frame.tif",
+      bytes: tiff(7, jpegHuge(20000)),
+      code: "BAD_FILE",
+      message: /JPEG data declares a 20000 x 20000 frame of 3 components, larger than its 16 x 16/,
+    },
+    {
       name: "PNG whose IDAT inflates to 512 MiB",
       file: "idat_bomb.png",
       bytes: pngBomb(512 * MiB),

@@ -8,6 +8,8 @@ import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { DATA, REPO } from "./fixtures.ts";
 import { CellposeError } from "../core/errors.ts";
 import type { NumericArray } from "../core/ndarray.ts";
+import jpegJs from "jpeg-js";
+import { ifdDataAt, ifdTiff } from "./tiff_ifd.ts";
 import { readTiff } from "../io/tiff_read.ts";
 import { encodeTiff } from "../io/tiff_write.ts";
 import { parseImagejDescription } from "../io/imagej.ts";
@@ -224,4 +226,55 @@ Deno.test("tiff: maxElements refuses an image by its headers, before decoding", 
   );
   assertEquals([err.code, err.value], ["TOO_LARGE", 40]);
   assertEquals((await readTiff(bytes, "stack.tif", { maxElements: 40 })).image.shape, [2, 4, 5]);
+});
+
+Deno.test("tiff: JPEG strips decode; a JPEG frame larger than its strip is refused before decoding", async () => {
+  // a 40 x 24 grey gradient as one baseline JPEG strip (jpeg-js's encoder, quality 95: three
+  // components Y, Cb, Cr, which geotiff returns as stored: Y the grey value, Cb = Cr = 128)
+  const [w, h] = [40, 24];
+  const rgba = new Uint8Array(w * h * 4);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) rgba.fill(x * 3 + y * 5, (y * w + x) * 4, (y * w + x) * 4 + 3);
+  }
+  const jpeg = new Uint8Array(jpegJs.encode({ data: rgba, width: w, height: h }, 95).data);
+  const jpegTiff = (strip: Uint8Array) => {
+    const at = ifdDataAt(9);
+    const { bytes, view } = ifdTiff([
+      [256, 3, 1, w],
+      [257, 3, 1, h],
+      [258, 3, 3, at], // BitsPerSample 8, 8, 8 at the start of the data
+      [259, 3, 1, 7], // JPEG
+      [262, 3, 1, 2], // RGB
+      [273, 4, 1, at + 6],
+      [277, 3, 1, 3],
+      [278, 3, 1, h],
+      [279, 4, 1, strip.length],
+    ], 6 + strip.length);
+    [0, 2, 4].forEach((o) => view.setUint16(at + o, 8, true));
+    bytes.set(strip, at + 6);
+    return bytes;
+  };
+  const { image } = await readTiff(jpegTiff(jpeg), "rgb.tif");
+  assertEquals(image.shape, [h, w, 3]);
+  let err = 0;
+  for (let i = 0; i < w * h; i++) {
+    const want = [rgba[i * 4], 128, 128];
+    for (let c = 0; c < 3; c++) {
+      err = Math.max(err, Math.abs(image.data[i * 3 + c] - want[c]));
+    }
+  }
+  assert(err <= 6, `max JPEG error ${err}`);
+  // the same strip whose frame header claims 20000 x 20000 (geotiff's decoder alone took 2 min
+  // and 12 GB on it): refused from the header
+  const huge = jpeg.slice();
+  const sof = huge.findIndex((b, i) => b === 0xff && huge[i + 1] === 0xc0);
+  huge.set([20000 >> 8, 20000 & 255, 20000 >> 8, 20000 & 255], sof + 5);
+  const t0 = performance.now();
+  await assertRejects(
+    () => readTiff(jpegTiff(huge), "huge.tif"),
+    CellposeError,
+    "huge.tif: corrupt or truncated TIFF (JPEG data declares a 20000 x 20000 frame of 3 " +
+      "components, larger than its 40 x 24 block of 3 samples)",
+  );
+  assert(performance.now() - t0 < 1000);
 });
