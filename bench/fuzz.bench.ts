@@ -1,6 +1,6 @@
 /**
  * The hostile inputs of the hardening suite (`tests/hostile_cases.ts`: a self-looping TIFF
- * directory, Deflate / PackBits / LZW / PNG bombs, a JPEG declaring 10000 x 10000, a JPEG TIFF strip
+ * directory, Deflate / PackBits / LZW / Zstandard / PNG bombs, a JPEG declaring 10000 x 10000, a JPEG TIFF strip
  * whose frame claims 20000 x 20000, checkpoint
  * bombs), each run as a user or a client would: `cellpose segment` as a subprocess (images with
  * the tiny model, checkpoints as `--pretrained_model`), and to a server in its own process

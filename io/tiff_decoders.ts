@@ -3,7 +3,9 @@
  * soon as it decodes to more bytes than its declared size (tile width x height x bytes per
  * pixel), instead of inflating a few KB into gigabytes as the stock decoders do; and JPEG, whose
  * frame header (SOF) is checked against the strip or tile before geotiff's decoder sizes its
- * buffers from it (a 2 KB tile declaring a 20000 x 20000 frame took it 2 minutes and 12 GB).
+ * buffers from it (a 2 KB tile declaring a 20000 x 20000 frame took it 2 minutes and 12 GB); and
+ * Zstandard, decoded as a stream and refused past the declared size (the stock decoder inflated
+ * a 16 KB strip to 512 MiB and kept the first bytes).
  * Importing this module registers them in geotiff's decoder registry.
  *
  * @example
@@ -16,6 +18,7 @@
  */
 import { addDecoder, BaseDecoder, getDecoder, type ImageFileDirectory } from "geotiff";
 import { Unzlib } from "fflate";
+import { ZSTDDecoder } from "zstddec/stream";
 
 /** Thrown by a decoder whose output passes `limit` bytes. */
 function tooLong(kind: string, limit: number): Error {
@@ -152,6 +155,34 @@ function bounded(decode: (input: Uint8Array, limit: number) => Uint8Array) {
   };
 }
 
+const zstd = new ZSTDDecoder();
+
+/**
+ * Decodes Zstandard data as a stream (never sized from the frame's own content-size claim),
+ * refusing output beyond `limit` bytes, and corrupt data on which the decoder makes no progress.
+ * The decoder must be initialised (`await zstdReady()`).
+ */
+export function decodeZstd(input: Uint8Array, limit: number): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let n = 0, idle = 0;
+  for (const part of zstd.decodeStreaming([input])) {
+    n += part.length;
+    if (n > limit) throw tooLong("Zstandard", limit);
+    idle = part.length === 0 ? idle + 1 : 0;
+    if (idle > 64) throw new Error("corrupt Zstandard data: the decoder makes no progress");
+    parts.push(part);
+  }
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) out.set(p, at), (at += p.length);
+  return out;
+}
+
+/** Initialises the Zstandard decoder (a WebAssembly module) once. */
+export function zstdReady(): Promise<void> {
+  return zstd.init();
+}
+
 /** Size of the first frame header (SOFn) of JPEG data, before its scan; undefined if none. */
 export function jpegFrame(
   data: Uint8Array,
@@ -233,5 +264,6 @@ async function jpegParameters(fd: ImageFileDirectory) {
 
 addDecoder([8, 32946], () => Promise.resolve(bounded(decodeDeflate)));
 addDecoder(7, boundedJpeg, jpegParameters as never);
+addDecoder(50000, () => zstdReady().then(() => bounded(decodeZstd)));
 addDecoder(32773, () => Promise.resolve(bounded(decodePackBits)));
 addDecoder(5, () => Promise.resolve(bounded(decodeLzw)));

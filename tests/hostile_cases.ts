@@ -40,6 +40,24 @@ export function zeroBomb(n: number): Uint8Array {
 }
 
 /**
+ * A Zstandard frame of `blocks` (type, size, byte) blocks: raw blocks carry `size` bytes of
+ * `byte`, RLE blocks one byte that stands for `size` (a 128 KiB RLE block is 4 bytes: the
+ * largest ratio the format allows).
+ */
+export function zstdFrame(blocks: ["raw" | "rle", number, number][]): Uint8Array {
+  const parts = [new Uint8Array([0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38])]; // magic, 128 KiB window
+  blocks.forEach(([type, size, byte], i) => {
+    const h = (i === blocks.length - 1 ? 1 : 0) | ((type === "rle" ? 1 : 0) << 1) | (size << 3);
+    const body = type === "rle" ? [byte] : new Array(size).fill(byte);
+    parts.push(new Uint8Array([h & 255, (h >> 8) & 255, h >> 16, ...body]));
+  });
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) out.set(p, at), (at += p.length);
+  return out;
+}
+
+/**
  * A 16 x 16 8-bit grey TIFF with one strip of `strip` compressed with `compression`;
  * `nextIfd` is the next-directory offset (8 = itself).
  */
@@ -243,6 +261,13 @@ export function hostileImages(): HostileCase[] {
       bytes: tiff(7, jpegHuge(20000)),
       code: "BAD_FILE",
       message: /JPEG data declares a 20000 x 20000 frame of 3 components, larger than its 16 x 16/,
+    },
+    {
+      name: "Zstandard TIFF strip of 16 KB inflating to 512 MiB",
+      file: "zstd_bomb.tif",
+      bytes: tiff(50000, zstdFrame(new Array(4096).fill(["rle", 128 * 1024, 0]))),
+      code: "BAD_FILE",
+      message: /Zstandard data decodes to more than its declared 256 bytes/,
     },
     {
       name: "PNG whose IDAT inflates to 512 MiB",

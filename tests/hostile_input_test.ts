@@ -1,6 +1,7 @@
 /**
  * The hostile files of `hostile_cases.ts` (a TIFF directory loop, Deflate / PackBits / LZW / PNG
- * compression bombs, a JPEG declaring 10000 x 10000, a JPEG TIFF strip whose frame claims
+ * compression bombs, a Zstandard TIFF strip of 16 KB inflating to 512 MiB, a JPEG declaring
+ * 10000 x 10000, a JPEG TIFF strip whose frame claims
  * 20000 x 20000, large TIFFs whose every tile or strip
  * inflates to its full declared size for the block-wise reader, checkpoints with a zero-stride
  * tensor, a zip64 claim of 2^40 bytes and a pickle list of 300 000 items) through the library,

@@ -10,6 +10,7 @@ import { CellposeError } from "../core/errors.ts";
 import type { NumericArray } from "../core/ndarray.ts";
 import jpegJs from "jpeg-js";
 import { ifdDataAt, ifdTiff } from "./tiff_ifd.ts";
+import { zstdFrame } from "./hostile_cases.ts";
 import { readTiff } from "../io/tiff_read.ts";
 import { encodeTiff } from "../io/tiff_write.ts";
 import { parseImagejDescription } from "../io/imagej.ts";
@@ -277,4 +278,35 @@ Deno.test("tiff: JPEG strips decode; a JPEG frame larger than its strip is refus
       "components, larger than its 40 x 24 block of 3 samples)",
   );
   assert(performance.now() - t0 < 1000);
+});
+
+Deno.test("tiff: Zstandard strips decode; more than the strip, or corrupt data, is refused", async () => {
+  // 16 x 16 grey: rows 0-7 a raw block of 5s, rows 8-15 an RLE block of 9s
+  const strip = (blocks: ["raw" | "rle", number, number][]) => {
+    const data = zstdFrame(blocks);
+    const at = ifdDataAt(8);
+    const { bytes } = ifdTiff([
+      [256, 3, 1, 16],
+      [257, 3, 1, 16],
+      [258, 3, 1, 8],
+      [259, 3, 1, 50000], // Zstandard
+      [262, 3, 1, 1],
+      [273, 4, 1, at],
+      [278, 3, 1, 16],
+      [279, 4, 1, data.length],
+    ], data.length);
+    bytes.set(data, at);
+    return bytes;
+  };
+  const { image } = await readTiff(strip([["raw", 128, 5], ["rle", 128, 9]]), "z.tif");
+  assertEquals(image.shape, [16, 16]);
+  assertEquals([...image.data], [...new Array(128).fill(5), ...new Array(128).fill(9)]);
+  await assertRejects(
+    () => readTiff(strip([["raw", 128, 5], ["rle", 129, 9]]), "long.tif"),
+    CellposeError,
+    "long.tif: corrupt or truncated TIFF (Zstandard data decodes to more than its declared 256 bytes",
+  );
+  const garbage = strip([["raw", 128, 5], ["rle", 128, 9]]);
+  garbage.set([1, 2, 3, 4], ifdDataAt(8)); // no Zstandard magic
+  await assertRejects(() => readTiff(garbage, "bad.tif"), CellposeError, "bad.tif: corrupt");
 });
