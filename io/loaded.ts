@@ -56,27 +56,31 @@ export const MIN_READ_DECODE = 256 * 2 ** 20;
 /**
  * Refuses (BAD_FILE naming `path`) a region read of a lazy source (TIFF strips or tiles, Zarr
  * chunks) that would decode `cost` bytes of whole blocks, `layout` describing them: more than
- * {@link READ_AMPLIFICATION} x the region's `regionBytes`, at least {@link MIN_READ_DECODE}, at
- * most `maxBytes`. So memory is bounded per read and a whole pass decodes at most about
- * `READ_AMPLIFICATION` x the image.
+ * {@link READ_AMPLIFICATION} x the region's `regionBytes`, or twice `rowsBytes` (the bytes of the
+ * whole image rows the region spans: what any reader of row strips decodes), at least
+ * {@link MIN_READ_DECODE}, at most `maxBytes`. So memory is bounded per read, and blocks far
+ * larger than the reads that touch them (one strip for the whole image, 512 MiB tiles) are
+ * refused instead of decoded again for every block of a pass.
  */
 export function checkReadDecode(
   path: string,
   rect: { y0: number; x0: number; y1: number; x1: number },
-  cost: number,
-  regionBytes: number,
-  maxBytes: number,
+  cost: { bytes: number; regionBytes: number; rowsBytes: number; maxBytes: number },
   layout: string,
   fix: string,
 ): void {
-  const allowed = Math.min(maxBytes, Math.max(MIN_READ_DECODE, READ_AMPLIFICATION * regionBytes));
-  if (cost <= allowed) return;
+  const { bytes, regionBytes, rowsBytes, maxBytes } = cost;
+  const allowed = Math.min(
+    maxBytes,
+    Math.max(MIN_READ_DECODE, READ_AMPLIFICATION * regionBytes, 2 * rowsBytes),
+  );
+  if (bytes <= allowed) return;
   const { y0, x0, y1, x1 } = rect;
   throw badFile(
     path,
-    `reading region [${y0}, ${y1}) x [${x0}, ${x1}) would decode ${cost} bytes of ${layout}, ` +
-      `more than the ${allowed} allowed (${READ_AMPLIFICATION} x the region, at least ` +
-      `${MIN_READ_DECODE}, at most maxBytes ${maxBytes}); ${fix}`,
+    `reading region [${y0}, ${y1}) x [${x0}, ${x1}) would decode ${bytes} bytes of ${layout}, ` +
+      `more than the ${allowed} allowed (${READ_AMPLIFICATION} x the region or 2 x its whole ` +
+      `rows, at least ${MIN_READ_DECODE}, at most maxBytes ${maxBytes}); ${fix}`,
   );
 }
 

@@ -5,7 +5,8 @@
  * touches (any codec zarrita knows: blosc, zstd, gzip, zlib, lz4, sharding ...), so the image is
  * never in memory whole. Each touched chunk is decoded whole, so the bytes a read would decode
  * are counted from the chunk shape first and bounded as the lazy TIFF reader bounds its strips
- * and tiles (16 x the region, at least 256 MiB, at most `maxBytes`, default 2^31); an array
+ * and tiles (16 x the region or 2 x its whole rows, at least 256 MiB, at most `maxBytes`,
+ * default 2^31); an array
  * whose single chunk passes `maxBytes` is refused when opened. Axes come from the metadata (`t`, `c`, `z`, `y`, `x`): channels come back
  * channel-last, one time point and one Z plane are picked for 2-D reads (`t`, `z` options), and
  * {@link OmeZarrSource.readVolume} reads a Z range of a 3-D image.
@@ -376,12 +377,16 @@ export async function openOmeZarr(
       X: [r.x0, r.x1],
     };
     const nChunks = [...info.axes].reduce((n, a) => n * touched(a, ...span[a]), 1);
+    const rows = (z1 - z0) * (r.y1 - r.y0) * channels * itemBytes;
     checkReadDecode(
       path,
       r,
-      nChunks * chunkBytes,
-      (z1 - z0) * (r.y1 - r.y0) * (r.x1 - r.x0) * channels * itemBytes,
-      maxBytes,
+      {
+        bytes: nChunks * chunkBytes,
+        regionBytes: rows * (r.x1 - r.x0),
+        rowsBytes: rows * width,
+        maxBytes,
+      },
       layout,
       "rewrite the array with smaller chunks",
     );

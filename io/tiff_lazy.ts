@@ -15,8 +15,9 @@
  * A region read decodes every strip or tile it touches whole, and each of those may decode to its
  * full declared size (a few KB of Deflate each, the bounded decoders of `tiff_decoders.ts` only
  * refuse more than that). So the bytes a read would decode are counted from the file's layout
- * before decoding: at most `READ_AMPLIFICATION` (16) times the region's own bytes, or
- * `MIN_READ_DECODE` (256 MiB) for small regions, and never more than `maxBytes` (the decoded-bytes
+ * before decoding: at most `READ_AMPLIFICATION` (16) times the region's own bytes or twice its
+ * whole rows (what strips of a few rows cost any reader), or `MIN_READ_DECODE` (256 MiB) for
+ * small regions, and never more than `maxBytes` (the decoded-bytes
  * budget, default 2^31); a file whose single strip or tile passes `maxBytes` is refused when
  * opened. Memory is then bounded per read, and the decoding of a whole pass stays within
  * `READ_AMPLIFICATION` times the image's bytes (plus `MIN_READ_DECODE` per read): a file of huge
@@ -206,9 +207,12 @@ export async function openTiff(path: string, options: OpenTiffOptions = {}): Pro
       checkReadDecode(
         path,
         rect,
-        decodes(y0, x0, y1, x1),
-        regionBytes(y1 - y0, x1 - x0),
-        maxBytes,
+        {
+          bytes: decodes(y0, x0, y1, x1),
+          regionBytes: regionBytes(y1 - y0, x1 - x0),
+          rowsBytes: regionBytes(y1 - y0, width),
+          maxBytes,
+        },
         layout,
         "rewrite the file with smaller tiles or strips",
       );

@@ -165,7 +165,7 @@ function jpegHuge(side: number): Uint8Array {
  * A `width` x `height` 8-bit grey Deflate TIFF cut into blocks of `blockW` x `blockH` (tiles, or
  * strips when `blockW` is the width), every block's offset pointing at the same `stream`.
  */
-function blockTiff(
+export function blockTiff(
   width: number,
   height: number,
   blockW: number,

@@ -8,6 +8,8 @@ import { assertEquals, assertRejects } from "./assert.ts";
 import { REPO } from "./fixtures.ts";
 import { CellposeError } from "../core/errors.ts";
 import { openTiff } from "../io/tiff_lazy.ts";
+import { blockTiff } from "./hostile_cases.ts";
+import { zlibSync } from "fflate";
 import { readTiff } from "../io/tiff_read.ts";
 
 const DIR = join(REPO, "tests", "data", "tiff");
@@ -51,5 +53,26 @@ Deno.test("openTiff: Z stacks are refused with the reason", async () => {
   ) {
     const e = await assertRejects(() => openTiff(join(DIR, name)), CellposeError, what);
     assertEquals(e.code, "UNSUPPORTED");
+  }
+});
+
+Deno.test("openTiff: a wide image of one-row strips reads block-sized regions (whole rows decoded)", async () => {
+  // 140000 x 2048 uint8 in 2048 one-row Deflate strips (all the same zero row): a 2048 x 2048
+  // block decodes its 2048 whole rows, 287 MB, past 16 x the block (64 MiB) and the 256 MiB floor,
+  // which is what strips cost any reader (refused before the whole-rows allowance)
+  const [w, h] = [140000, 2048];
+  const path = await Deno.makeTempFile({ suffix: ".tif" });
+  try {
+    await Deno.writeFile(path, blockTiff(w, h, w, 1, zlibSync(new Uint8Array(w))));
+    const src = await openTiff(path);
+    try {
+      const block = await src.read({ y0: 0, x0: 100000, y1: 2048, x1: 102048 });
+      assertEquals(block.shape, [2048, 2048]);
+      assertEquals(block.data.every((v) => v === 0), true);
+    } finally {
+      await src.close();
+    }
+  } finally {
+    await Deno.remove(path);
   }
 });

@@ -367,7 +367,7 @@ Deno.test("OME-Zarr: chunks too large to decode per read are refused before deco
       () => src.read({ y0: 0, x0: 0, y1: 2176, x1: 2176 }),
       CellposeError,
       `${rows}: reading region [0, 2176) x [0, 2176) would decode 536870912 bytes of chunks of ` +
-        "[8192, 65536] (YX), 536870912 bytes each, more than the 268435456 allowed",
+        "[8192, 65536] (YX), 536870912 bytes each, more than the 285212672 allowed",
     );
     await assertRejects(
       () => openOmeZarr(whole),
