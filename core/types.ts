@@ -155,6 +155,11 @@ export interface ImageSource {
   readonly width: number;
   /** samples per pixel (1: grey) */
   readonly channels: number;
+  /**
+   * width of the blocks the source decodes whole (TIFF tiles or strips, Zarr chunks), where it
+   * has them: readers of long row bands read them in pieces of this width
+   */
+  readonly blockWidth?: number;
   /** pixels of `[y0, y1) x [x0, x1)`: [h, w] when `channels` is 1, else [h, w, channels] */
   read(rect: { y0: number; x0: number; y1: number; x1: number }): Promise<ImageArray>;
 }

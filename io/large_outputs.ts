@@ -1,7 +1,8 @@
 /**
  * The per-cell outputs of a label image too large for memory, made from its merged labels as
  * they stream: the statistics CSV (`_stats_cp_masks.csv`, as {@link maskStats}, with the image's
- * mean intensity) is accumulated from the row bands while the labels are written; the outlines
+ * mean intensity) is accumulated from the row bands while the labels are written (the image
+ * under each band read one block column at a time, see `ImageSource.blockWidth`); the outlines
  * (`_cp_outlines.txt`) and the ImageJ ROI set (`_rois.zip`) are then traced window by window
  * over the written labels: each cell once, in the window of the 2048 x 2048 tile where its
  * bounding box starts (grown to cover the boxes that start there), so a window never holds more
@@ -26,6 +27,7 @@
  */
 import { Zip, ZipDeflate } from "fflate";
 import { CellposeError } from "../core/errors.ts";
+import type { NumericArray } from "../core/ndarray.ts";
 import type { ImageSource, Progress } from "../core/types.ts";
 import { openImageSource } from "./image_source.ts";
 import type { LabelTarget } from "./label_sink.ts";
@@ -95,6 +97,28 @@ class PartialFile {
 }
 
 /**
+ * Rows `[y0, y0 + n)` of the image, whole width, channel-last. A source with blocks narrower than
+ * the image is read in pieces one block column wide, so each read decodes the blocks it needs
+ * and stays within the source's decode budget however wide the image.
+ */
+async function readRows(source: ImageSource, y0: number, n: number): Promise<NumericArray> {
+  const { width, channels: c } = source;
+  const step = source.blockWidth && source.blockWidth < width ? source.blockWidth : width;
+  let out: NumericArray | undefined;
+  for (let x0 = 0; x0 < width; x0 += step) {
+    const x1 = Math.min(width, x0 + step);
+    const part = (await source.read({ y0, y1: y0 + n, x0, x1 })).data;
+    if (step === width) return part;
+    out ??= new (part.constructor as { new (n: number): NumericArray })(n * width * c);
+    const row = (x1 - x0) * c;
+    for (let y = 0; y < n; y++) {
+      out.set(part.subarray(y * row, (y + 1) * row), (y * width + x0) * c);
+    }
+  }
+  return out!;
+}
+
+/**
  * Sets up the outputs asked for in `options` for the labels of `source` (see the module doc).
  * Pass {@link LargeOutputs.targets} with the label targets, then call {@link LargeOutputs.finish}.
  */
@@ -109,9 +133,7 @@ export function largeOutputs(source: ImageSource, options: LargeOutputOptions): 
       paths: [],
       async write(rows) {
         const n = rows.length / width;
-        const image = options.csv
-          ? (await source.read({ y0: rowsSeen, y1: rowsSeen + n, x0: 0, x1: width })).data
-          : undefined;
+        const image = options.csv ? await readRows(source, rowsSeen, n) : undefined;
         acc.add(rows, [n, width], [rowsSeen, 0], image, source.channels, 1);
         rowsSeen += n;
       },

@@ -428,6 +428,7 @@ export async function openOmeZarr(
     width,
     channels,
     depth,
+    blockWidth: info.chunks[info.axes.indexOf("X")],
     async read(r): Promise<ImageArray> {
       checkRect(r);
       if (plane === undefined) {

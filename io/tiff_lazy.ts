@@ -194,6 +194,7 @@ export async function openTiff(path: string, options: OpenTiffOptions = {}): Pro
     height,
     width,
     channels,
+    blockWidth: blocks.cols,
     async read(rect): Promise<ImageArray> {
       const { y0, x0, y1, x1 } = rect;
       if (!(0 <= y0 && y0 < y1 && y1 <= height && 0 <= x0 && x0 < x1 && x1 <= width)) {
