@@ -41,6 +41,41 @@ export function jpegFrame(
   return undefined;
 }
 
+/**
+ * Every frame header a lenient decoder could act on: each `FF C0`, `FF C1` or `FF C2` (the
+ * baseline, extended and progressive frames that geotiff's and jpeg-js's decoders build) anywhere
+ * in the bytes, with the size and component count that follow it. Entropy-coded data never holds
+ * such a pair (an `FF` there is stuffed as `FF 00`), so a real JPEG yields its own frame; a crafted
+ * one cannot hide a second frame, or one reached only by the decoders' resynchronisation, from it.
+ */
+export function jpegFrameClaims(
+  bytes: Uint8Array,
+): { width: number; height: number; components: number }[] {
+  const out = [];
+  for (
+    let i = bytes.indexOf(0xff);
+    i >= 0 && i + 9 < bytes.length;
+    i = bytes.indexOf(0xff, i + 1)
+  ) {
+    const m = bytes[i + 1];
+    if (m < 0xc0 || m > 0xc2) continue;
+    out.push({
+      height: (bytes[i + 5] << 8) | bytes[i + 6],
+      width: (bytes[i + 7] << 8) | bytes[i + 8],
+      components: bytes[i + 9],
+    });
+  }
+  return out;
+}
+
+/**
+ * The fewest bytes Huffman-coded data of a `width` x `height` frame can take: one bit per 8 x 8
+ * block of the first component.
+ */
+export function minJpegBytes(width: number, height: number): number {
+  return Math.ceil((Math.ceil(width / 8) * Math.ceil(height / 8)) / 8);
+}
+
 /** Limits of {@link readJpeg}. */
 export interface JpegReadOptions {
   /** refuse (`TOO_LARGE`) more decoded samples (width x height x components) */
@@ -68,12 +103,11 @@ function checkFrame(bytes: Uint8Array, name: string, options: JpegReadOptions): 
       samples,
     );
   }
-  const blocks = Math.ceil(f.width / 8) * Math.ceil(f.height / 8);
-  if (bytes.length < blocks / 8) {
+  if (bytes.length < minJpegBytes(f.width, f.height)) {
     throw badFile(
       name,
       `truncated JPEG: its header declares ${f.width} x ${f.height} pixels, which need at ` +
-        `least ${Math.ceil(blocks / 8)} bytes, but the file has ${bytes.length}`,
+        `least ${minJpegBytes(f.width, f.height)} bytes, but the file has ${bytes.length}`,
     );
   }
 }

@@ -377,7 +377,13 @@ export async function openOmeZarr(
       X: [r.x0, r.x1],
     };
     const nChunks = [...info.axes].reduce((n, a) => n * touched(a, ...span[a]), 1);
-    const rows = (z1 - z0) * (r.y1 - r.y0) * channels * itemBytes;
+    // chunks deeper than the planes read (Z, T) are decoded whole, whatever the reader: that
+    // depth counts as read, as whole rows do for strips
+    const planes = ["Z", "T"].reduce((n, a) => {
+      const i = info.axes.indexOf(a);
+      return i < 0 ? n : n * touched(a, ...span[a]) * info.chunks[i];
+    }, 1);
+    const rows = planes * (r.y1 - r.y0) * channels * itemBytes;
     checkReadDecode(
       path,
       r,

@@ -19,6 +19,7 @@
 import { addDecoder, BaseDecoder, getDecoder, type ImageFileDirectory } from "geotiff";
 import { Unzlib } from "fflate";
 import { ZSTDDecoder } from "zstddec/stream";
+import { jpegFrameClaims, minJpegBytes } from "./jpeg.ts";
 
 /** Thrown by a decoder whose output passes `limit` bytes. */
 function tooLong(kind: string, limit: number): Error {
@@ -158,23 +159,19 @@ function bounded(decode: (input: Uint8Array, limit: number) => Uint8Array) {
 const zstd = new ZSTDDecoder();
 
 /**
- * Decodes Zstandard data as a stream (never sized from the frame's own content-size claim),
- * refusing output beyond `limit` bytes, and corrupt data on which the decoder makes no progress.
- * The decoder must be initialised (`await zstdReady()`).
+ * Decodes Zstandard data into a buffer of `limit` bytes, refusing data that decodes to more (or
+ * is corrupt): the decoder's one-shot path, which never sizes anything from the frame's own
+ * claims and frees its memory on every path. The decoder must be initialised
+ * (`await zstdReady()`).
  */
 export function decodeZstd(input: Uint8Array, limit: number): Uint8Array {
-  const parts: Uint8Array[] = [];
-  let n = 0, idle = 0;
-  for (const part of zstd.decodeStreaming([input])) {
-    n += part.length;
-    if (n > limit) throw tooLong("Zstandard", limit);
-    idle = part.length === 0 ? idle + 1 : 0;
-    if (idle > 64) throw new Error("corrupt Zstandard data: the decoder makes no progress");
-    parts.push(part);
+  const out = input.length ? zstd.decode(input, Math.max(1, limit)) : new Uint8Array(0);
+  if (input.length && out.length === 0) {
+    // zstddec returns nothing for an error code (the output too small, or the data corrupt)
+    throw new Error(
+      `Zstandard data is corrupt or decodes to more than its declared ${limit} bytes`,
+    );
   }
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) out.set(p, at), (at += p.length);
   return out;
 }
 
@@ -183,63 +180,60 @@ export function zstdReady(): Promise<void> {
   return zstd.init();
 }
 
-/** Size of the first frame header (SOFn) of JPEG data, before its scan; undefined if none. */
-export function jpegFrame(
-  data: Uint8Array,
-): { width: number; height: number; components: number } | undefined {
-  let i = 2; // after SOI
-  while (i + 3 < data.length) {
-    if (data[i] !== 0xff) return undefined;
-    const m = data[i + 1];
-    if (m === 0xff) { // fill byte
-      i++;
-      continue;
-    }
-    if (m === 0xd8 || m === 0x01 || (m >= 0xd0 && m <= 0xd7)) { // no length
-      i += 2;
-      continue;
-    }
-    if (m === 0xda || m === 0xd9) return undefined; // scan or end before any frame
-    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) {
-      if (i + 9 >= data.length) return undefined;
-      return {
-        height: (data[i + 5] << 8) | data[i + 6],
-        width: (data[i + 7] << 8) | data[i + 8],
-        components: data[i + 9],
-      };
-    }
-    i += 2 + ((data[i + 2] << 8) | data[i + 3]);
-  }
-  return undefined;
-}
-
 /**
- * Refuses JPEG data whose frame is larger than the strip or tile it stands for (beyond the
- * padding to whole 8 x 8 blocks of up to 4 x 4 subsampling, 32 pixels) or has more components
- * than the pixel has samples: geotiff's decoder would allocate the frame's buffers first.
+ * Refuses JPEG data (with the file's shared `JPEGTables`) any of whose frame headers
+ * ({@link jpegFrameClaims}) is larger than the strip or tile it stands for (beyond the padding
+ * to whole 8 x 8 blocks of up to 4 x 4 subsampling, 32 pixels), has more components than the
+ * pixel has samples, or is larger than the data could encode ({@link minJpegBytes}): geotiff's
+ * decoder allocates a frame's buffers when it reads the header, before any data. With
+ * `withData` false only the tables' frames are checked against the block (before the decoder
+ * that parses them is made).
  */
-export function checkJpegFrame(data: Uint8Array, p: BlockParameters): void {
-  const f = jpegFrame(data);
-  if (!f) return; // geotiff's decoder reports what is missing
+export function checkJpegFrame(
+  data: Uint8Array,
+  p: BlockParameters & { JPEGTables?: ArrayLike<number> },
+  withData = true,
+): void {
   const samples = p.planarConfiguration === 2 || typeof p.bitsPerSample === "number"
     ? 1
     : Array.from(p.bitsPerSample).length;
   const pad = (n: number) => Math.ceil(Number(n) / 32) * 32;
-  if (f.width > pad(p.tileWidth) || f.height > pad(p.tileHeight) || f.components > samples) {
-    throw new Error(
-      `JPEG data declares a ${f.width} x ${f.height} frame of ${f.components} components, ` +
-        `larger than its ${p.tileWidth} x ${p.tileHeight} block of ${samples} samples`,
-    );
+  const tables = p.JPEGTables ? jpegFrameClaims(Uint8Array.from(p.JPEGTables)) : [];
+  for (const f of [...jpegFrameClaims(data), ...tables]) {
+    const what =
+      `JPEG data declares a ${f.width} x ${f.height} frame of ${f.components} components`;
+    if (f.width > pad(p.tileWidth) || f.height > pad(p.tileHeight) || f.components > samples) {
+      throw new Error(
+        `${what}, larger than its ${p.tileWidth} x ${p.tileHeight} block of ${samples} samples`,
+      );
+    }
+    if (withData && data.length < minJpegBytes(f.width, f.height)) {
+      throw new Error(
+        `${what}, which need at least ${minJpegBytes(f.width, f.height)} bytes; the block has ` +
+          `${data.length}`,
+      );
+    }
   }
 }
 
 /** geotiff's own JPEG decoder, taken from its registry before ours replaces it */
 const stockJpeg = getDecoder(7, {} as never);
+stockJpeg.catch(() => {}); // reported where it is awaited
 
-/** geotiff's JPEG decoder behind the frame check. */
-async function boundedJpeg(): Promise<typeof BaseDecoder> {
-  const stock = (await stockJpeg).constructor as typeof BaseDecoder;
+let jpegClass: Promise<typeof BaseDecoder> | undefined;
+
+/** geotiff's JPEG decoder behind the frame check (one class for every read). */
+function boundedJpeg(): Promise<typeof BaseDecoder> {
+  return jpegClass ??= stockJpeg.then((d) => jpegChecked(d.constructor as typeof BaseDecoder));
+}
+
+function jpegChecked(stock: typeof BaseDecoder): typeof BaseDecoder {
   return class extends stock {
+    // geotiff's decoder parses the shared tables when it is made: their frames are checked first
+    constructor(parameters: ConstructorParameters<typeof BaseDecoder>[0]) {
+      checkJpegFrame(new Uint8Array(0), parameters as unknown as BlockParameters, false);
+      super(parameters);
+    }
     override decodeBlock(buffer: ArrayBuffer): ArrayBuffer {
       checkJpegFrame(new Uint8Array(buffer), this.parameters as unknown as BlockParameters);
       return super.decodeBlock(buffer) as ArrayBuffer;
@@ -265,5 +259,12 @@ async function jpegParameters(fd: ImageFileDirectory) {
 addDecoder([8, 32946], () => Promise.resolve(bounded(decodeDeflate)));
 addDecoder(7, boundedJpeg, jpegParameters as never);
 addDecoder(50000, () => zstdReady().then(() => bounded(decodeZstd)));
+// geotiff's LERC (with its inner Deflate / Zstandard) and WebP decoders have no bound on what a
+// block decodes to: refused, with the reason, rather than trusted
+for (const [id, name] of [[34887, "LERC"], [50001, "WebP"]] as const) {
+  addDecoder(id, () => {
+    throw new Error(`${name}-compressed TIFF is not supported: convert it to Deflate, LZW or none`);
+  });
+}
 addDecoder(32773, () => Promise.resolve(bounded(decodePackBits)));
 addDecoder(5, () => Promise.resolve(bounded(decodeLzw)));

@@ -267,7 +267,7 @@ export function hostileImages(): HostileCase[] {
       file: "zstd_bomb.tif",
       bytes: tiff(50000, zstdFrame(new Array(4096).fill(["rle", 128 * 1024, 0]))),
       code: "BAD_FILE",
-      message: /Zstandard data decodes to more than its declared 256 bytes/,
+      message: /Zstandard data is corrupt or decodes to more than its declared 256 bytes/,
     },
     {
       name: "PNG whose IDAT inflates to 512 MiB",

@@ -277,6 +277,17 @@ Deno.test("tiff: JPEG strips decode; a JPEG frame larger than its strip is refus
     "huge.tif: corrupt or truncated TIFF (JPEG data declares a 20000 x 20000 frame of 3 " +
       "components, larger than its 40 x 24 block of 3 samples)",
   );
+  // a second frame header hidden after the real one (a lenient decoder acts on it too)
+  const second = new Uint8Array(jpeg.length + 13);
+  second.set(jpeg.subarray(0, jpeg.length - 2));
+  second.set([0xff, 0xc0, 0, 11, 8, 0x4e, 0x20, 0x4e, 0x20, 1, 1, 0x11, 0], jpeg.length - 2);
+  second.set([0xff, 0xd9], jpeg.length + 11);
+  await assertRejects(
+    () => readTiff(jpegTiff(second), "second.tif"),
+    CellposeError,
+    "second.tif: corrupt or truncated TIFF (JPEG data declares a 20000 x 20000 frame of 1 " +
+      "components, larger than its 40 x 24 block of 3 samples)",
+  );
   assert(performance.now() - t0 < 1000);
 });
 
@@ -304,9 +315,31 @@ Deno.test("tiff: Zstandard strips decode; more than the strip, or corrupt data, 
   await assertRejects(
     () => readTiff(strip([["raw", 128, 5], ["rle", 129, 9]]), "long.tif"),
     CellposeError,
-    "long.tif: corrupt or truncated TIFF (Zstandard data decodes to more than its declared 256 bytes",
+    "long.tif: corrupt or truncated TIFF (Zstandard data is corrupt or decodes to more than its declared 256 bytes",
   );
   const garbage = strip([["raw", 128, 5], ["rle", 128, 9]]);
   garbage.set([1, 2, 3, 4], ifdDataAt(8)); // no Zstandard magic
   await assertRejects(() => readTiff(garbage, "bad.tif"), CellposeError, "bad.tif: corrupt");
+});
+
+Deno.test("tiff: LERC and WebP blocks (decoders without a bound) are refused with the reason", async () => {
+  for (const [compression, name] of [[34887, "LERC"], [50001, "WebP"]] as const) {
+    const at = ifdDataAt(8);
+    const { bytes } = ifdTiff([
+      [256, 3, 1, 16],
+      [257, 3, 1, 16],
+      [258, 3, 1, 8],
+      [259, 3, 1, compression],
+      [262, 3, 1, 1],
+      [273, 4, 1, at],
+      [278, 3, 1, 16],
+      [279, 4, 1, 16],
+    ], 16);
+    await assertRejects(
+      () => readTiff(bytes, `${name}.tif`),
+      CellposeError,
+      `${name}.tif: corrupt or truncated TIFF (${name}-compressed TIFF is not supported: ` +
+        "convert it to Deflate, LZW or none)",
+    );
+  }
 });

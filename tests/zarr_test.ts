@@ -384,3 +384,34 @@ Deno.test("OME-Zarr: chunks too large to decode per read are refused before deco
     assertEquals(band.data.every((v) => v === 0), true);
   });
 });
+
+Deno.test("OME-Zarr: 2-D reads of a 3-D image in 128^3 chunks are within the budget (the chunk depth counts as read)", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "stack.zarr");
+    await writeOmeZarr(path, { data: new Uint16Array(8), shape: [2, 2, 2] }, {
+      version: "0.4",
+      axes: "zyx",
+      chunks: [2, 2, 2],
+      pyramid: false,
+    });
+    await Deno.remove(join(path, "0"), { recursive: true });
+    await Deno.mkdir(join(path, "0"));
+    await Deno.writeTextFile(
+      join(path, "0", ".zarray"),
+      JSON.stringify({
+        zarr_format: 2,
+        shape: [256, 2048, 2048],
+        chunks: [128, 128, 128],
+        dtype: "<u2",
+        compressor: null,
+        fill_value: 0,
+        order: "C",
+        filters: null,
+      }),
+    );
+    // a whole plane touches 256 chunks of 4 MiB: 1 GiB for an 8 MiB plane (refused before)
+    const src = await openOmeZarr(path, { z: 12 });
+    assertEquals((await src.read({ y0: 0, x0: 0, y1: 2048, x1: 2048 })).shape, [2048, 2048]);
+    assertEquals((await src.read({ y0: 0, x0: 0, y1: 1152, x1: 1152 })).shape, [1152, 1152]);
+  });
+});
