@@ -6,8 +6,7 @@
  * @example
  * ```ts
  * import { assertEquals } from "@std/assert";
- * import { readConversionRecord, recordMatches, writeConversionRecord } from "./conversion.ts";
- * import { GRAPH_VERSION } from "./cpsam_graph.ts";
+ * import { GRAPH_VERSION, readConversionRecord, recordMatches, writeConversionRecord } from "./conversion.ts";
  * const dir = await Deno.makeTempDir();
  * const checkpoint = `${dir}/model.pt`;
  * await Deno.writeFile(checkpoint, new Uint8Array(8));
@@ -29,8 +28,15 @@
  * ```
  * @module
  */
-import { GRAPH_VERSION } from "./cpsam_graph.ts";
 import type { Precision } from "./precision.ts";
+
+/**
+ * Version of the graphs the network builder (models/cpsam_graph.ts) makes. Conversion records
+ * store it, so a network converted by an older builder (before the int8 graph's fused attention,
+ * say) is rebuilt on its next load instead of reused. Raise it whenever a change to the builder
+ * alters the ONNX a checkpoint converts to.
+ */
+export const GRAPH_VERSION = 2;
 
 /** What a converted network was made from: stored in `<onnx>.json`. */
 export interface ConversionRecord {

@@ -312,13 +312,6 @@ function plan(sd: StateDict, opts: BuildOptions): Plan {
 }
 
 /**
- * Version of the graphs this module builds. Conversion records store it, so a network converted
- * by an older builder (before the int8 graph's fused attention, say) is rebuilt on its next load
- * instead of reused. Raise it whenever a change alters the ONNX a checkpoint converts to.
- */
-export const GRAPH_VERSION = 2;
-
-/**
  * Builds the ONNX model of cpsam from its state dict. With `externalData`, weights of 1 KiB and
  * more are placed in a separate buffer to be written next to the model under that name (needed
  * for the real 1.2 GB model; see {@link convertCheckpoint} to write both without holding a

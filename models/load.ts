@@ -20,10 +20,15 @@ import { checkCancelled } from "../core/check.ts";
 import { statFile } from "../core/fs.ts";
 import type { Device, NetRunner } from "../core/types.ts";
 import { readChecksumFile, sha256File } from "./checksum.ts";
-import { convertCheckpoint, GRAPH_VERSION } from "./cpsam_graph.ts";
+import { convertCheckpoint } from "./cpsam_graph.ts";
 import { checkPrecision } from "./precision.ts";
 import { createRunner } from "./runtime.ts";
-import { readConversionRecord, recordMatches, writeConversionRecord } from "./conversion.ts";
+import {
+  GRAPH_VERSION,
+  readConversionRecord,
+  recordMatches,
+  writeConversionRecord,
+} from "./conversion.ts";
 import { convertedPath, type DownloadModelOptions, type Precision, resolveModel } from "./store.ts";
 
 /** Options of {@link convertModel}. */

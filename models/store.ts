@@ -283,7 +283,7 @@ export interface ModelVariant {
   path: string;
   /** bytes of the `.onnx` file and its external data */
   size: number;
-  /** false when the checkpoint changed since (the next load rebuilds it) */
+  /** false when the checkpoint changed since, or an older graph builder made it (the next load rebuilds it) */
   current: boolean;
 }
 

@@ -12,7 +12,7 @@ import type { NdArray } from "../core/ndarray.ts";
 import { readChecksumFile } from "../models/checksum.ts";
 import type { ModelProgress } from "../models/download.ts";
 import { convertModel, loadModel, type LoadModelOptions } from "../models/load.ts";
-import { GRAPH_VERSION } from "../models/cpsam_graph.ts";
+import { GRAPH_VERSION } from "../models/conversion.ts";
 import { downloadModel, listModels, modelsDir, resolveModel } from "../models/store.ts";
 
 const TINY = await Deno.readFile(join(FIXTURES, "tiny-cpsam.pt"));
