@@ -136,3 +136,47 @@ export async function writeOmeZarr(
     });
   }
 }
+
+/** The Zarr v2 array of {@link declaredOmeZarr}: what its `.zarray` says. */
+export interface DeclaredArray {
+  shape: number[];
+  chunks: number[];
+  /** a Zarr v2 dtype, e.g. "|u1", "<u2" */
+  dtype: string;
+  /** [none] e.g. `{ id: "zlib", level: 9 }` */
+  compressor?: unknown;
+}
+
+/**
+ * An OME-Zarr 0.4 image at `dir` with axes `axes` whose full-resolution array is declared by its
+ * `.zarray` alone, no chunk stored (missing chunks read as 0): for sizes no test could write,
+ * with the chunk files a test needs added under `<dir>/0/`.
+ */
+export async function declaredOmeZarr(
+  dir: string,
+  axes: string,
+  array: DeclaredArray,
+): Promise<void> {
+  const ones = [...axes].map(() => 1);
+  await writeOmeZarr(dir, { data: new Uint8Array(1), shape: ones }, {
+    version: "0.4",
+    axes,
+    chunks: ones,
+    pyramid: false,
+  });
+  await Deno.remove(join(dir, "0"), { recursive: true });
+  await Deno.mkdir(join(dir, "0"));
+  await Deno.writeTextFile(
+    join(dir, "0", ".zarray"),
+    JSON.stringify({
+      zarr_format: 2,
+      shape: array.shape,
+      chunks: array.chunks,
+      dtype: array.dtype,
+      compressor: array.compressor ?? null,
+      fill_value: 0,
+      order: "C",
+      filters: null,
+    }),
+  );
+}

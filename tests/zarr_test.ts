@@ -8,7 +8,7 @@ import { join } from "node:path";
 import * as zarr from "zarrita";
 import FileSystemStore from "@zarrita/storage/fs";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { writeOmeZarr } from "./ome_zarr_write.ts";
+import { declaredOmeZarr, writeOmeZarr } from "./ome_zarr_write.ts";
 import { identity } from "./identity_net.ts";
 import { CellposeError } from "../core/errors.ts";
 import type { NdArray, NumericArray } from "../core/ndarray.ts";
@@ -332,27 +332,12 @@ Deno.test("OME-Zarr: chunks too large to decode per read are refused before deco
     // stream that inflates to its full 512 MiB: a naive first-block read decodes all of it
     const make = async (name: string, chunks: number[]) => {
       const path = join(dir, name);
-      await writeOmeZarr(path, { data: new Uint8Array(16), shape: [4, 4] }, {
-        version: "0.4",
-        axes: "yx",
-        chunks: [4, 4],
-        pyramid: false,
+      await declaredOmeZarr(path, "yx", {
+        shape: [65536, 65536],
+        chunks,
+        dtype: "|u1",
+        compressor: { id: "zlib", level: 9 },
       });
-      await Deno.remove(join(path, "0"), { recursive: true });
-      await Deno.mkdir(join(path, "0"));
-      await Deno.writeTextFile(
-        join(path, "0", ".zarray"),
-        JSON.stringify({
-          zarr_format: 2,
-          shape: [65536, 65536],
-          chunks,
-          dtype: "|u1",
-          compressor: { id: "zlib", level: 9 },
-          fill_value: 0,
-          order: "C",
-          filters: null,
-        }),
-      );
       await Deno.writeFile(join(path, "0", "0.0"), zeroBomb(512 * 2 ** 20));
       return path;
     };
@@ -388,27 +373,11 @@ Deno.test("OME-Zarr: chunks too large to decode per read are refused before deco
 Deno.test("OME-Zarr: 2-D reads of a 3-D image in 128^3 chunks are within the budget (the chunk depth counts as read)", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "stack.zarr");
-    await writeOmeZarr(path, { data: new Uint16Array(8), shape: [2, 2, 2] }, {
-      version: "0.4",
-      axes: "zyx",
-      chunks: [2, 2, 2],
-      pyramid: false,
+    await declaredOmeZarr(path, "zyx", {
+      shape: [256, 2048, 2048],
+      chunks: [128, 128, 128],
+      dtype: "<u2",
     });
-    await Deno.remove(join(path, "0"), { recursive: true });
-    await Deno.mkdir(join(path, "0"));
-    await Deno.writeTextFile(
-      join(path, "0", ".zarray"),
-      JSON.stringify({
-        zarr_format: 2,
-        shape: [256, 2048, 2048],
-        chunks: [128, 128, 128],
-        dtype: "<u2",
-        compressor: null,
-        fill_value: 0,
-        order: "C",
-        filters: null,
-      }),
-    );
     // a whole plane touches 256 chunks of 4 MiB: 1 GiB for an 8 MiB plane (refused before)
     const src = await openOmeZarr(path, { z: 12 });
     assertEquals((await src.read({ y0: 0, x0: 0, y1: 2048, x1: 2048 })).shape, [2048, 2048]);
