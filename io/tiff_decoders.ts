@@ -4,9 +4,10 @@
  * pixel), instead of inflating a few KB into gigabytes as the stock decoders do; and JPEG, whose
  * frame header (SOF) is checked against the strip or tile before geotiff's decoder sizes its
  * buffers from it (a 2 KB tile declaring a 20000 x 20000 frame took it 2 minutes and 12 GB); and
- * Zstandard, decoded as a stream and refused past the declared size (the stock decoder inflated
- * a 16 KB strip to 512 MiB and kept the first bytes).
- * Importing this module registers them in geotiff's decoder registry.
+ * Zstandard, decoded into a buffer of the declared size and refused past it (the stock decoder
+ * inflated a 16 KB strip to 512 MiB and kept the first bytes). LERC and WebP blocks, whose stock
+ * decoders have no such bound, are refused. Importing this module registers them in geotiff's
+ * decoder registry.
  *
  * @example
  * ```ts
