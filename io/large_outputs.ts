@@ -102,13 +102,12 @@ class PartialFile {
  * and stays within the source's decode budget however wide the image.
  */
 async function readRows(source: ImageSource, y0: number, n: number): Promise<NumericArray> {
-  const { width, channels: c } = source;
-  const step = source.blockWidth && source.blockWidth < width ? source.blockWidth : width;
+  const { width, channels: c, blockWidth: step = width } = source;
+  if (step >= width) return (await source.read({ y0, y1: y0 + n, x0: 0, x1: width })).data;
   let out: NumericArray | undefined;
   for (let x0 = 0; x0 < width; x0 += step) {
     const x1 = Math.min(width, x0 + step);
     const part = (await source.read({ y0, y1: y0 + n, x0, x1 })).data;
-    if (step === width) return part;
     out ??= new (part.constructor as { new (n: number): NumericArray })(n * width * c);
     const row = (x1 - x0) * c;
     for (let y = 0; y < n; y++) {

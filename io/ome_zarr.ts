@@ -5,10 +5,10 @@
  * touches (any codec zarrita knows: blosc, zstd, gzip, zlib, lz4, sharding ...), so the image is
  * never in memory whole. Each touched chunk is decoded whole, so the bytes a read would decode
  * are counted from the chunk shape first and bounded as the lazy TIFF reader bounds its strips
- * and tiles (16 x the region or 2 x its whole rows, at least 256 MiB, at most `maxBytes`,
- * default 2^31); an array
- * whose single chunk passes `maxBytes` is refused when opened. Axes come from the metadata (`t`, `c`, `z`, `y`, `x`): channels come back
- * channel-last, one time point and one Z plane are picked for 2-D reads (`t`, `z` options), and
+ * and tiles (`checkReadDecode`: 16 x the region or 2 x its whole rows, the chunk depth along Z
+ * and T counted as read, at least 256 MiB, at most `maxBytes`, default 2^31); an array whose
+ * single chunk passes `maxBytes` is refused when opened. Axes come from the metadata (`t`, `c`,
+ * `z`, `y`, `x`): channels come back channel-last, one time point and one Z plane are picked for 2-D reads (`t`, `z` options), and
  * {@link OmeZarrSource.readVolume} reads a Z range of a 3-D image.
  *
  * @example

@@ -17,10 +17,10 @@
  * refuse more than that). So the bytes a read would decode are counted from the file's layout
  * before decoding: at most `READ_AMPLIFICATION` (16) times the region's own bytes or twice its
  * whole rows (what strips of a few rows cost any reader), or `MIN_READ_DECODE` (256 MiB) for
- * small regions, and never more than `maxBytes` (the decoded-bytes
- * budget, default 2^31); a file whose single strip or tile passes `maxBytes` is refused when
- * opened. Memory is then bounded per read, and the decoding of a whole pass stays within
- * `READ_AMPLIFICATION` times the image's bytes (plus `MIN_READ_DECODE` per read): a file of huge
+ * small regions, and never more than `maxBytes` (the decoded-bytes budget, default 2^31); a file
+ * whose single strip or tile passes `maxBytes` is refused when opened. Memory is then bounded per read, and a whole pass decodes each block a bounded number
+ * of times (tiles: within `READ_AMPLIFICATION` times the image's bytes; strips: once per block
+ * column, as any reader of strips does, plus `MIN_READ_DECODE` per read): a file of huge
  * strips (one strip for a whole 40000 x 40000 image, decoded again for each of its ~400 blocks)
  * is refused with the reason instead of decoding for hours.
  *
